@@ -1,0 +1,1 @@
+"""Triton kernels for paramops (imported as paramops.kernels)."""
