@@ -36,7 +36,7 @@ def philox(calls, stream, seed):
     seed &= M64
     stream &= M64
     c0 = calls & M32
-    c1 = calls >> 32
+    c1 = (calls >> 32) & M32
     c2 = torch.full_like(calls, stream & M32)
     c3 = torch.full_like(calls, stream >> 32)
     k0, k1 = seed & M32, seed >> 32

@@ -1,0 +1,14 @@
+"""paramops: fused, bit-reproducible parameter initialization for PyTorch.
+
+    import paramops
+    paramops.normal_(w, 0.0, 0.02)          # like torch.nn.init.normal_
+    torch.ops.paramops.normal_(w, 0.0, 0.02, seed=1, stream=0, offset=0)
+
+The stream (paramops stream v1, docs/stream.md) gives the same bits on every backend.
+"""
+from . import _ops  # noqa: F401  (defines torch.ops.paramops.*)
+from ._backend import backend_info
+from .ops import constant_, draw_seed, fill_, normal_, trunc_normal_, uniform_
+
+__all__ = ["backend_info", "constant_", "draw_seed", "fill_", "normal_", "trunc_normal_", "uniform_"]
+__version__ = "0.1.0"

@@ -1,0 +1,65 @@
+"""Op schemas, fake kernels and the Python (reference) backend of torch.ops.paramops.
+
+The schemas live here, not in the .so, so the ops exist without the compiled
+extension. csrc/cpu/ops.cpp only registers CPU kernels for them.
+"""
+import torch
+
+from . import _checks
+from . import _reference as R
+
+SCHEMAS = {
+    "uniform_": "(Tensor(a!) self, float a, float b, *, int seed, int stream=0, int offset=0) -> ()",
+    "normal_": "(Tensor(a!) self, float mean, float std, *, int seed, int stream=0, int offset=0) -> ()",
+    "trunc_normal_": (
+        "(Tensor(a!) self, float mean, float std, float a, float b, *, int seed, int stream=0, int offset=0) -> ()"),
+    "fill_": "(Tensor(a!) self, float value) -> ()",
+}
+
+for _name, _schema in SCHEMAS.items():
+    torch.library.define(f"paramops::{_name}", _schema)
+
+
+def _fake(*args, **kwargs):
+    return None
+
+
+for _name in SCHEMAS:
+    torch.library.register_fake(f"paramops::{_name}")(_fake)
+
+
+def _write(self, dist, params, seed, stream, offset):
+    if self.numel() == 0:
+        return
+    v = R.generate(dist, params, self.dtype, self.numel(), offset, seed, stream, device=self.device)
+    self.copy_(v.view(self.shape))
+
+
+def ref_uniform_(self, a, b, *, seed, stream=0, offset=0):
+    _checks.uniform(self, a, b, offset)
+    _write(self, "uniform", (a, b), seed, stream, offset)
+
+
+def ref_normal_(self, mean, std, *, seed, stream=0, offset=0):
+    _checks.normal(self, mean, std, offset)
+    _write(self, "normal", (mean, std), seed, stream, offset)
+
+
+def ref_trunc_normal_(self, mean, std, a, b, *, seed, stream=0, offset=0):
+    _checks.trunc_normal(self, mean, std, a, b, offset)
+    _write(self, "trunc_normal", (mean, std, a, b), seed, stream, offset)
+
+
+def ref_fill_(self, value):
+    _checks.fill(self, value)
+    self.fill_(value)
+
+
+REFERENCE = {"uniform_": ref_uniform_, "normal_": ref_normal_, "trunc_normal_": ref_trunc_normal_,
+             "fill_": ref_fill_}
+
+
+def register_reference(device_type):
+    """Serve `device_type` ("cpu", "cuda") with the Python reference."""
+    for name, fn in REFERENCE.items():
+        torch.library.impl(f"paramops::{name}", device_type)(fn)

@@ -1,0 +1,45 @@
+"""Shared helpers: the backends under test and bit-level comparison."""
+import pytest
+import torch
+
+import paramops
+from paramops import _ops
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+HAS_CPP = paramops.backend_info()["cpu"] == "cpp"
+requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="C++ extension not built")
+
+# (op name, positional parameters) for the random ops
+CASES = {
+    "uniform_": (-0.5, 2.0),
+    "normal_": (0.3, 1.7),
+    "trunc_normal_": (0.1, 1.3, -2.0, 2.5),
+}
+
+
+def call(backend, op, t, *args, **kw):
+    """Run op on t with the given backend ("cpp" = torch.ops dispatch, "python" = reference)."""
+    if backend == "python":
+        _ops.REFERENCE[op](t, *args, **kw)
+    else:
+        getattr(torch.ops.paramops, op)(t, *args, **kw)
+    return t
+
+
+def bits(t):
+    """Integer view of a float tensor, for exact comparison (NaN-safe)."""
+    itype = {2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]
+    return t.contiguous().view(itype)
+
+
+def assert_bitwise(a, b):
+    assert a.shape == b.shape and a.dtype == b.dtype
+    ba, bb = bits(a), bits(b)
+    if not torch.equal(ba, bb):
+        idx = (ba != bb).nonzero()[:5].tolist()
+        raise AssertionError(f"{int((ba != bb).sum())} of {a.numel()} elements differ, first at {idx}: "
+                             f"{a.reshape(-1)[:0]}{[a[tuple(i)].item() for i in idx]} vs {[b[tuple(i)].item() for i in idx]}")
+
+
+def poisoned(shape, dtype, **kw):
+    return torch.full(shape, float("nan"), dtype=dtype, **kw)
