@@ -1,0 +1,10 @@
+// AVX-512 build of the generator (see generate.h). The target pragma must come
+// before any include, and this file must include no torch/c10 header.
+// no-trapping-math lets GCC if-convert the two branches of ppnd (both are
+// computed anyway); it changes no value. (g++ does not define __AVX512DQ__
+// after a target pragma in C++, hence PARAMOPS_ISA_AVX512.)
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,fma")
+#pragma GCC optimize("no-trapping-math")
+#define PARAMOPS_ISA avx512
+#define PARAMOPS_ISA_AVX512 1
+#include "cpu/generate.h"
