@@ -14,9 +14,11 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "cpu/job.h"
@@ -42,40 +44,101 @@ bool cpu_has_avx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+struct Isa {
+  const char* name;
+  GenFn gen;
+};
+
 // PARAMOPS_CPU_ISA=avx512|avx2|base forces one path (read at every call, so
 // tests can switch); unset, empty or "auto" takes the best the CPU has.
-GenFn choose_isa() {
+Isa choose_isa() {
   static const bool has512 = cpu_has_avx512();
   static const bool has2 = cpu_has_avx2();
   const char* env = std::getenv("PARAMOPS_CPU_ISA");
   if (env == nullptr || env[0] == '\0' || std::strcmp(env, "auto") == 0) {
-    return has512 ? avx512::generate : has2 ? avx2::generate : base::generate;
+    if (has512) return {"avx512", avx512::generate};
+    if (has2) return {"avx2", avx2::generate};
+    return {"base", base::generate};
   }
   if (std::strcmp(env, "avx512") == 0) {
-    TORCH_CHECK(has512, "paramops: PARAMOPS_CPU_ISA=avx512, but this CPU lacks "
-                "AVX-512 (F, DQ, VL, BW) or FMA");
-    return avx512::generate;
+    TORCH_CHECK(has512, "paramops: PARAMOPS_CPU_ISA=avx512 is not supported by this CPU "
+                "(it needs AVX-512 F, DQ, VL, BW and FMA)");
+    return {"avx512", avx512::generate};
   }
   if (std::strcmp(env, "avx2") == 0) {
-    TORCH_CHECK(has2, "paramops: PARAMOPS_CPU_ISA=avx2, but this CPU lacks AVX2 or FMA");
-    return avx2::generate;
+    TORCH_CHECK(has2, "paramops: PARAMOPS_CPU_ISA=avx2 is not supported by this CPU "
+                "(it needs AVX2 and FMA)");
+    return {"avx2", avx2::generate};
   }
-  if (std::strcmp(env, "base") == 0) return base::generate;
+  if (std::strcmp(env, "base") == 0) return {"base", base::generate};
   TORCH_CHECK(false, "paramops: PARAMOPS_CPU_ISA must be avx512, avx2, base or auto, got '",
               env, "'");
-  return nullptr;
+  return {nullptr, nullptr};
 }
 
 // ---------------------------------------------------------------- checks
+// Messages match paramops/_checks.py (the Python side), so numbers are
+// printed as Python's repr() prints a float and dtypes as torch.<name>.
 const char* dtype_name(int dt) {
   switch (dt) {
-    case DT_F16: return "float16";
-    case DT_BF16: return "bfloat16";
-    case DT_F32: return "float32";
-    default: return "float64";
+    case DT_F16: return "torch.float16";
+    case DT_BF16: return "torch.bfloat16";
+    case DT_F32: return "torch.float32";
+    default: return "torch.float64";
   }
 }
-const char* compute_name(int dt) { return dt == DT_F64 ? "float64" : "float32"; }
+const char* compute_name(int dt) { return dt == DT_F64 ? "torch.float64" : "torch.float32"; }
+
+// repr() of a Python float: the shortest digits that round-trip, fixed
+// notation for exponents in [-4, 16), else d.ddde+XX.
+std::string py_float(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[40];
+  for (int p = 0; p < 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*e", p, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string s(buf), digits;
+  const size_t epos = s.find('e');
+  const int exp = std::atoi(s.c_str() + epos + 1);
+  for (size_t k = 0; k < epos; ++k) {
+    if (s[k] >= '0' && s[k] <= '9') digits += s[k];
+  }
+  std::string out = v < 0 || (v == 0 && std::signbit(v)) ? "-" : "";
+  if (exp >= -4 && exp < 16) {
+    if (exp < 0) {
+      out += "0." + std::string(-exp - 1, '0') + digits;
+    } else if ((int)digits.size() <= exp + 1) {
+      out += digits + std::string(exp + 1 - digits.size(), '0') + ".0";
+    } else {
+      out += digits.substr(0, exp + 1) + "." + digits.substr(exp + 1);
+    }
+  } else {
+    out += digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    char e[8];
+    std::snprintf(e, sizeof e, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    out += e;
+  }
+  return out;
+}
+
+std::string torch_layout(at::Layout l) {
+  switch (l) {
+    case at::kSparse: return "torch.sparse_coo";
+    case at::kSparseCsr: return "torch.sparse_csr";
+    case at::kSparseCsc: return "torch.sparse_csc";
+    case at::kSparseBsr: return "torch.sparse_bsr";
+    case at::kSparseBsc: return "torch.sparse_bsc";
+    case at::kMkldnn: return "torch._mkldnn";
+    default: return c10::str(l);
+  }
+}
+
+std::string torch_dtype(at::ScalarType st) {
+  return "torch." + std::string(c10::getDtypeNames(st).first);
+}
 
 // Checks self and returns its paramops::DType.
 int check_self(const at::Tensor& self, const char* op) {
@@ -88,10 +151,10 @@ int check_self(const at::Tensor& self, const char* op) {
     default:
       TORCH_CHECK_TYPE(false, "paramops.", op,
                        ": self must be a float16, bfloat16, float32 or float64 tensor, got ",
-                       self.scalar_type());
+                       torch_dtype(self.scalar_type()));
   }
   TORCH_CHECK_TYPE(self.layout() == at::kStrided, "paramops.", op,
-                   ": self must be a dense (strided) tensor, got layout ", self.layout());
+                   ": self must be a dense (strided) tensor, got layout ", torch_layout(self.layout()));
   TORCH_CHECK(self.device().is_cpu(), "paramops.", op,
               ": the CPU kernel got a tensor on ", self.device());
   TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes, "paramops.", op,
@@ -101,14 +164,14 @@ int check_self(const at::Tensor& self, const char* op) {
 }
 
 void check_finite(double v, const char* op, const char* name) {
-  TORCH_CHECK_VALUE(std::isfinite(v), "paramops.", op, ": ", name, " must be finite, got ", v);
+  TORCH_CHECK_VALUE(std::isfinite(v), "paramops.", op, ": ", name, " must be finite, got ",
+                    py_float(v));
 }
 
 void check_offset(const at::Tensor& self, int64_t offset, const char* op) {
   TORCH_CHECK_VALUE(offset >= 0, "paramops.", op, ": offset must be >= 0, got ", offset);
   TORCH_CHECK_VALUE(offset <= std::numeric_limits<int64_t>::max() - self.numel(), "paramops.", op,
-                    ": offset + numel overflows int64 (offset=", offset,
-                    ", numel=", self.numel(), ")");
+                    ": offset + numel overflows int64");
 }
 
 // ---------------------------------------------------------------- driver
@@ -237,21 +300,20 @@ void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64
   const int dt = check_self(self, op);
   check_finite(a, op, "a");
   check_finite(b, op, "b");
-  TORCH_CHECK_VALUE(a < b, "paramops.uniform_: a must be less than b, got a=", a, ", b=", b);
+  TORCH_CHECK_VALUE(a < b, "paramops.uniform_: a must be less than b, got a=", py_float(a),
+                    ", b=", py_float(b));
   Job job = make_job(DIST_UNIFORM, dt, seed, stream);
   if (dt == DT_F64) {
     job.pd[0] = a;
     job.pd[1] = b - a;
-    TORCH_CHECK_VALUE(std::isfinite(job.pd[1]), "paramops.uniform_: b - a overflows float64 (a=",
-                      a, ", b=", b, ")");
+    TORCH_CHECK_VALUE(std::isfinite(job.pd[1]), "paramops.uniform_: b - a overflows torch.float64");
   } else {
     job.pf[0] = static_cast<float>(a);
     job.pf[1] = static_cast<float>(b) - static_cast<float>(a);
-    TORCH_CHECK_VALUE(std::isfinite(job.pf[1]), "paramops.uniform_: b - a overflows float32 (a=",
-                      a, ", b=", b, ")");
+    TORCH_CHECK_VALUE(std::isfinite(job.pf[1]), "paramops.uniform_: b - a overflows torch.float32");
   }
   check_offset(self, offset, op);
-  GenFn gen = choose_isa();
+  const GenFn gen = choose_isa().gen;
   run(self, job, offset, gen);
 }
 
@@ -261,14 +323,14 @@ void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, i
   const int dt = check_self(self, op);
   check_finite(mean, op, "mean");
   check_finite(std, op, "std");
-  TORCH_CHECK_VALUE(std >= 0.0, "paramops.normal_: std must be >= 0, got ", std);
+  TORCH_CHECK_VALUE(std >= 0.0, "paramops.normal_: std must be >= 0, got ", py_float(std));
   Job job = make_job(DIST_NORMAL, dt, seed, stream);
   job.pd[0] = mean;
   job.pd[1] = std;
   job.pf[0] = static_cast<float>(mean);
   job.pf[1] = static_cast<float>(std);
   check_offset(self, offset, op);
-  GenFn gen = choose_isa();
+  const GenFn gen = choose_isa().gen;
   run(self, job, offset, gen);
 }
 
@@ -280,15 +342,16 @@ void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a,
   check_finite(std, op, "std");
   check_finite(a, op, "a");
   check_finite(b, op, "b");
-  TORCH_CHECK_VALUE(std > 0.0, "paramops.trunc_normal_: std must be > 0, got ", std);
-  TORCH_CHECK_VALUE(a < b, "paramops.trunc_normal_: a must be less than b, got a=", a, ", b=", b);
+  TORCH_CHECK_VALUE(std > 0.0, "paramops.trunc_normal_: std must be > 0, got ", py_float(std));
+  TORCH_CHECK_VALUE(a < b, "paramops.trunc_normal_: a must be less than b, got a=", py_float(a),
+                    ", b=", py_float(b));
   const double lo = dtype_bound(a, dt, true), hi = dtype_bound(b, dt, false);
   TORCH_CHECK_VALUE(lo <= hi, "paramops.trunc_normal_: no ", dtype_name(dt),
-                    " value lies in [a, b] (a=", a, ", b=", b, ")");
+                    " value lies in [a, b] = [", py_float(a), ", ", py_float(b), "]");
   const TruncSetup s = trunc_setup(mean, std, a, b, dt == DT_F64);
-  TORCH_CHECK_VALUE(s.ok, "paramops.trunc_normal_: [a, b] lies too far in the tail of the normal "
-                    "distribution to sample in ", compute_name(dt), " (mean=", mean, ", std=", std,
-                    ", a=", a, ", b=", b, ")");
+  TORCH_CHECK_VALUE(s.ok, "paramops.trunc_normal_: [a, b] = [", py_float(a), ", ", py_float(b),
+                    "] lies too far in the tail of the normal distribution (mean=", py_float(mean),
+                    ", std=", py_float(std), ") to sample in ", compute_name(dt));
   Job job = make_job(DIST_TRUNC, dt, seed, stream);
   const double p[6] = {s.pa, s.dp, mean, s.sstd, lo, hi};
   for (int k = 0; k < 6; ++k) {
@@ -296,7 +359,7 @@ void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a,
     job.pf[k] = static_cast<float>(p[k]);
   }
   check_offset(self, offset, op);
-  GenFn gen = choose_isa();
+  const GenFn gen = choose_isa().gen;
   run(self, job, offset, gen);
 }
 
@@ -311,8 +374,8 @@ void fill_cpu(const at::Tensor& self, double value) {
     case DT_F32: max = static_cast<double>(std::numeric_limits<float>::max()); break;
     default: max = std::numeric_limits<double>::max(); break;
   }
-  TORCH_CHECK_VALUE(std::fabs(value) <= max, "paramops.fill_: value ", value, " overflows ",
-                    dtype_name(dt));
+  TORCH_CHECK_VALUE(std::fabs(value) <= max, "paramops.fill_: value ", py_float(value),
+                    " overflows ", dtype_name(dt));
   if (self.numel() == 0) return;
   // Below autograd: the op as a whole is what autograd sees.
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -331,9 +394,40 @@ TORCH_LIBRARY_IMPL(paramops, CPU, m) {
   m.impl("fill_", &paramops::cpu::fill_cpu);
 }
 
-// `from paramops import _C` loads this library (and so runs the registration
-// above); the module itself is empty.
+// Sparse CPU tensors dispatch here, not to CPU: the same kernels, whose
+// checks refuse them with the layout message (TypeError) before anything else.
+TORCH_LIBRARY_IMPL(paramops, SparseCPU, m) {
+  m.impl("uniform_", &paramops::cpu::uniform_cpu);
+  m.impl("normal_", &paramops::cpu::normal_cpu);
+  m.impl("trunc_normal_", &paramops::cpu::trunc_normal_cpu);
+  m.impl("fill_", &paramops::cpu::fill_cpu);
+}
+TORCH_LIBRARY_IMPL(paramops, SparseCsrCPU, m) {
+  m.impl("uniform_", &paramops::cpu::uniform_cpu);
+  m.impl("normal_", &paramops::cpu::normal_cpu);
+  m.impl("trunc_normal_", &paramops::cpu::trunc_normal_cpu);
+  m.impl("fill_", &paramops::cpu::fill_cpu);
+}
+
+// `from paramops import _C` loads this library (and so runs the registrations
+// above). The module has one function, cpu_isa(): the name of the code path
+// ("avx512", "avx2", "base") the CPU kernels take now, PARAMOPS_CPU_ISA included.
+namespace {
+PyObject* py_cpu_isa(PyObject*, PyObject*) {
+  try {
+    return PyUnicode_FromString(paramops::cpu::choose_isa().name);
+  } catch (const c10::Error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    return nullptr;
+  }
+}
+PyMethodDef methods[] = {
+    {"cpu_isa", py_cpu_isa, METH_NOARGS,
+     "The CPU code path the kernels take now: 'avx512', 'avx2' or 'base'."},
+    {nullptr, nullptr, 0, nullptr}};
+}  // namespace
+
 extern "C" PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);
 }
