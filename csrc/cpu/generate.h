@@ -24,7 +24,10 @@ namespace cpu {
 namespace PARAMOPS_ISA {
 namespace {
 
-constexpr int T = 64;  // Philox calls per tile
+#ifndef PARAMOPS_TILE
+#define PARAMOPS_TILE 128
+#endif
+constexpr int T = PARAMOPS_TILE;  // Philox calls per tile
 
 // ---------------------------------------------------------------- loop 1
 #if defined(PARAMOPS_ISA_AVX512)
@@ -146,23 +149,19 @@ struct OutF32 {
   static const bool is_f32 = true;
   static inline float cv(float v) { return v; }
 };
-// f16_bits (transforms.h) with its branches turned into selects, so that the
-// conversion loop vectorizes; the shift is clamped to [14, 25], which gives
-// the same result (25: the value rounds to zero, as `shift > 24` does there).
-// Equal to f16_bits for all 2^32 inputs (checked exhaustively).
+// f16_bits (transforms.h) without branches, so that the conversion loop
+// vectorizes. Normal halves: the same carry trick. Subnormal halves (|x| <
+// 2^-14): x + 0.5f rounds x to a multiple of 2^-24 (the float16 subnormal
+// step) to nearest even, and its low mantissa bits are then the half's bits.
+// Equal to f16_bits for all 2^32 inputs (checked exhaustively), also under
+// FTZ/DAZ (a float32 subnormal input gives 0 either way).
 static inline uint16_t f16_bits_sel(float x) {
-  uint32_t b = f32_bits(x);
-  uint32_t sign = (b >> 16) & 0x8000u;
-  uint32_t a = b & 0x7FFFFFFFu;
-  uint32_t hn = (a + 0xFFFu + ((a >> 13) & 1u) - 0x38000000u) >> 13;  // normal half
-  int32_t shift = 126 - (int32_t)(a >> 23);
-  shift = shift < 14 ? 14 : shift;
-  shift = shift > 25 ? 25 : shift;
-  uint32_t mant = (a & 0x007FFFFFu) | 0x00800000u;
-  // subnormal half: mant / 2^shift rounded to nearest even, by the same
-  // carry trick as the normal case.
-  uint32_t r = (mant + ((1u << (shift - 1)) - 1u) + ((mant >> shift) & 1u)) >> shift;
-  uint32_t h = a >= 0x38800000u ? hn : r;
+  const uint32_t b = f32_bits(x);
+  const uint32_t sign = (b >> 16) & 0x8000u;
+  const uint32_t a = b & 0x7FFFFFFFu;
+  const uint32_t hn = (a + 0xFFFu + ((a >> 13) & 1u) - 0x38000000u) >> 13;
+  const uint32_t hs = f32_bits(f32_from(a) + 0.5f) - 0x3F000000u;
+  uint32_t h = a >= 0x38800000u ? hn : hs;
   h = a >= 0x477FF000u ? 0x7C00u : h;
   h |= sign;
   h = a > 0x7F800000u ? 0x7E00u : h;
@@ -296,6 +295,14 @@ static void gen_dist(const Job& job, int64_t first, int64_t n, void* out, int64_
 
 void generate(const Job& job, int64_t first, int64_t n, void* out, int64_t stride) {
   if (n <= 0) return;
+#if defined(__x86_64__) || defined(__i386__)
+  // The IEEE defaults while we compute (round to nearest even, no flush or
+  // denormals-are-zero, exceptions masked), whatever this thread had set
+  // (e.g. torch.set_flush_denormal(True) on the calling thread only), so that
+  // neither that state nor the thread count can change a value.
+  const unsigned saved_csr = __builtin_ia32_stmxcsr();
+  __builtin_ia32_ldmxcsr(0x1F80u);
+#endif
   switch (job.dist) {
     case DIST_UNIFORM:
       gen_dist<DIST_UNIFORM>(job, first, n, out, stride);
@@ -307,6 +314,9 @@ void generate(const Job& job, int64_t first, int64_t n, void* out, int64_t strid
       gen_dist<DIST_TRUNC>(job, first, n, out, stride);
       break;
   }
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_ldmxcsr(saved_csr);
+#endif
 }
 
 }  // namespace PARAMOPS_ISA

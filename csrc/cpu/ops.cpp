@@ -33,6 +33,7 @@ constexpr int64_t kGrain = 32768;  // elements per parallel_for task, at least
 using GenFn = void (*)(const Job&, int64_t, int64_t, void*, int64_t);
 
 // ---------------------------------------------------------------- ISA
+#if defined(__x86_64__) || defined(__i386__)
 bool cpu_has_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
@@ -43,6 +44,10 @@ bool cpu_has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+#else
+bool cpu_has_avx512() { return false; }
+bool cpu_has_avx2() { return false; }
+#endif
 
 struct Isa {
   const char* name;
@@ -75,6 +80,19 @@ Isa choose_isa() {
               env, "'");
   return {nullptr, nullptr};
 }
+
+// ---------------------------------------------------------------- FP state
+// IEEE defaults (round to nearest even, no flush-to-zero/denormals-are-zero)
+// for the checks and the per-call parameters on the calling thread, so that
+// e.g. torch.set_flush_denormal(True) changes neither a check nor a value.
+// The generators do the same on every worker thread (generate.h).
+struct IeeeDefaults {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned saved;
+  IeeeDefaults() : saved(__builtin_ia32_stmxcsr()) { __builtin_ia32_ldmxcsr(0x1F80u); }
+  ~IeeeDefaults() { __builtin_ia32_ldmxcsr(saved); }
+#endif
+};
 
 // ---------------------------------------------------------------- checks
 // Messages match paramops/_checks.py (the Python side), so numbers are
@@ -297,6 +315,7 @@ Job make_job(int dist, int dt, int64_t seed, int64_t stream) {
 void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
                  int64_t offset) {
   const char* op = "uniform_";
+  IeeeDefaults fp_defaults;
   const int dt = check_self(self, op);
   check_finite(a, op, "a");
   check_finite(b, op, "b");
@@ -320,6 +339,7 @@ void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64
 void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
                 int64_t offset) {
   const char* op = "normal_";
+  IeeeDefaults fp_defaults;
   const int dt = check_self(self, op);
   check_finite(mean, op, "mean");
   check_finite(std, op, "std");
@@ -337,6 +357,7 @@ void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, i
 void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a, double b,
                       int64_t seed, int64_t stream, int64_t offset) {
   const char* op = "trunc_normal_";
+  IeeeDefaults fp_defaults;
   const int dt = check_self(self, op);
   check_finite(mean, op, "mean");
   check_finite(std, op, "std");
@@ -365,6 +386,7 @@ void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a,
 
 void fill_cpu(const at::Tensor& self, double value) {
   const char* op = "fill_";
+  IeeeDefaults fp_defaults;
   const int dt = check_self(self, op);
   check_finite(value, op, "value");
   double max = 0.0;
