@@ -10,7 +10,7 @@
 # (PARAMOPS_TORCH, default torch==2.13.0) and then requirements.txt with the
 # same pin, and installs paramops editable. That step is skipped while the
 # stamp .venv/.paramops-stamp matches a hash of dev.sh, requirements.txt,
-# setup.py, the torch pin and the interpreter. The C++ extension is then
+# setup.py, pyproject.toml, the torch pin and the interpreter. The C++ extension is then
 # (re)built incrementally with ninja on every call.
 #
 # PARAMOPS_NO_VENV=1 uses the current python3 as is (e.g. a GPU box with its
@@ -53,7 +53,7 @@ setup_env() {
             "${PYTHON:-python3}" -m venv "$venv"
         fi
         local stamp=$venv/.paramops-stamp want
-        want=$({ cat dev.sh requirements.txt setup.py; echo "$TORCH_SPEC"; "$PY" -VV; } | sha256sum | cut -d' ' -f1)
+        want=$({ cat dev.sh requirements.txt setup.py pyproject.toml; echo "$TORCH_SPEC"; "$PY" -VV; } | sha256sum | cut -d' ' -f1)
         if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
             local t0=$SECONDS
             rm -f "$stamp"

@@ -18,10 +18,15 @@ no extension is built and paramops runs on its Python backend.
 """
 import glob
 import os
+import sys
 
 from setuptools import setup
 
-import torch
+try:
+    import torch
+except ImportError:
+    sys.exit("paramops: torch must be installed before building, and the build run without "
+             "isolation: pip install -e . --no-build-isolation --no-deps (see setup.py)")
 from torch.utils.cpp_extension import (
     CUDA_HOME,
     BuildExtension,

@@ -155,35 +155,44 @@ def llama_layers_for(device, dtype=torch.bfloat16, requested=None):
 
 
 class PeakMemory:
-    """Extra memory used while running fn once, in bytes (None if unknown).
-    CUDA: max_memory_allocated delta. CPU (Linux): VmHWM after fn minus VmRSS
-    before, with VmHWM reset through /proc/self/clear_refs."""
+    """Extra memory used between start() and stop(), in bytes (None if unknown).
+    CUDA: max_memory_allocated delta. CPU (Linux): VmHWM at stop minus VmRSS at
+    start, with VmHWM reset through /proc/self/clear_refs."""
 
     def __init__(self, device):
-        self.device = device
+        self.device, self.base = device, None
 
     @staticmethod
     def _status(key):
         with open("/proc/self/status") as f:
             return int(re.search(key + r":\s+(\d+) kB", f.read()).group(1)) * 1024
 
-    def measure(self, fn):
+    def start(self):
+        self.base = None
         if self.device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-            fn()
-            torch.cuda.synchronize()
-            return torch.cuda.max_memory_allocated() - base
+            self.base = torch.cuda.memory_allocated()
+            return
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
-            base = self._status("VmRSS")
-            fn()
-            return max(0, self._status("VmHWM") - base)
+            self.base = self._status("VmRSS")
         except (OSError, AttributeError):
-            fn()
+            pass
+
+    def stop(self):
+        if self.base is None:
             return None
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            return torch.cuda.max_memory_allocated() - self.base
+        return max(0, self._status("VmHWM") - self.base)
+
+    def measure(self, fn):
+        self.start()
+        fn()
+        return self.stop()
 
 
 # --------------------------------------------------------------------------- timing
@@ -209,19 +218,28 @@ def _clock(device, fn, inner):
     return (time.perf_counter() - t0) / inner
 
 
-def time_fn(fn, device, budget_s=0.5, repeat=None, min_sample_s=1e-3, max_repeat=50):
-    """Median seconds per call of fn. One warm-up call, then `repeat` samples
-    (default: as many as fit in budget_s, at least 3, at most max_repeat); each
-    sample averages enough back-to-back calls to last about min_sample_s."""
+def time_fn(fn, device, budget_s=0.5, repeat=None, min_sample_s=1e-3, max_repeat=50, mem=None):
+    """(median seconds per call of fn, samples, extra bytes or None).
+
+    One warm-up call, then `repeat` samples (default: as many as fit in
+    budget_s, at least 3, at most max_repeat); each sample averages enough
+    back-to-back calls to last about min_sample_s. The first timed call is a
+    single call, run under `mem` (a PeakMemory) when given, and counts as a
+    sample when a call alone lasts min_sample_s."""
     sync(device)
-    fn()  # warm-up (first-touch, lazy init, allocator)
+    fn()  # warm-up (first touch, lazy init, allocator)
     sync(device)
+    if mem is not None:
+        mem.start()
     t1 = _clock(device, fn, 1)
+    extra = mem.stop() if mem is not None else None
     inner = max(1, min(1000, int(min_sample_s / max(t1, 1e-9))))
     if repeat is None:
         repeat = int(max(3, min(max_repeat, budget_s / max(t1 * inner, 1e-9))))
-    samples = sorted(_clock(device, fn, inner) for _ in range(repeat))
-    return samples[len(samples) // 2], repeat
+    samples = [t1] if inner == 1 else []
+    samples += [_clock(device, fn, inner) for _ in range(repeat - len(samples))]
+    samples.sort()
+    return samples[len(samples) // 2], len(samples), extra
 
 
 # --------------------------------------------------------------------------- cases
@@ -317,8 +335,7 @@ def run_case(case, refs, budget_s=0.5, repeat=None):
         mem = PeakMemory(case.device)
         for key, fn in (("init", f_i), ("paramops", f_p)):
             try:
-                t, n = time_fn(fn, case.device, budget_s, repeat)
-                extra = mem.measure(fn)
+                t, n, extra = time_fn(fn, case.device, budget_s, repeat, mem=mem)
             except Exception as e:  # an unsupported dtype, say: record it, go on
                 row[key + "_error"] = f"{type(e).__name__}: {e}".splitlines()[0][:200]
                 continue
@@ -382,6 +399,13 @@ def add_arguments(p):
     p.add_argument("--no-progress", action="store_true")
 
 
+def _loadavg():
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
 def _csv(s):
     return [x.strip() for x in s.split(",") if x.strip()]
 
@@ -412,11 +436,16 @@ def main(args):
     budget = args.budget if args.budget is not None else (0.1 if args.quick else 0.5)
 
     cases = build_cases(devices_for(args.device), ops, dtypes, sizes, models, args.quick, args.llama_layers)
+    load0 = _loadavg()
+    if load0 and load0 > 0.25 * (os.cpu_count() or 1):
+        print(f"warning: load average {load0:.2f} on {os.cpu_count()} cores before the run: other work "
+              "on this machine will distort the CPU timings", file=sys.stderr)
     t0 = time.perf_counter()
     rows = run(cases, budget, args.repeat, progress=not args.no_progress)
     wall = time.perf_counter() - t0
     settings = {"ops": ops, "dtypes": dtypes, "sizes_log2": sizes, "models": models, "quick": args.quick,
                 "repeat": args.repeat, "budget_s": budget, "wall_s": wall,
+                "loadavg_1min_start": load0, "loadavg_1min_end": _loadavg(),
                 "op_args": {k: list(v[0]) for k, v in OPS.items()}}
     print(bench_report.table(rows))
     os.makedirs(args.out, exist_ok=True)

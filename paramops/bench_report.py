@@ -46,7 +46,7 @@ def metadata():
         machine["gpu"] = torch.cuda.get_device_name()
         machine["gpu_memory_gb"] = torch.cuda.get_device_properties(0).total_memory / 1e9
     commit = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = _git("status", "--porcelain")  # untracked sources count too
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": machine,
