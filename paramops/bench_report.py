@@ -137,8 +137,10 @@ def plot(rows, path):
             if j == 0:
                 ax.set_ylabel("GB/s written")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
-    fig.tight_layout(rect=(0, 0.04 + 0.02 * ((len(labels) - 1) // 6), 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.tight_layout()
+    # one legend column per dtype (paramops, nn.init, fill_), below the plots
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=max(1, len(dtypes)),
+               fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
