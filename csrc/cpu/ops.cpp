@@ -247,6 +247,61 @@ void scatter(const void* buf, int64_t m, char* data, const std::vector<Dim>& dim
   }
 }
 
+// Writes a rows x cols block (row r at buf + r * ld) column by column, so that
+// consecutive stores go to consecutive rows (the smaller stride).
+template <class E>
+void write_block(const void* buf, int64_t rows, int64_t cols, int64_t ld, char* dst,
+                 int64_t s_r, int64_t s_c) {
+  const E* src = static_cast<const E*>(buf);
+  E* d = reinterpret_cast<E*>(dst);
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = 0; r < rows; ++r) d[r * s_r + c * s_c] = src[r * ld + c];
+  }
+}
+
+// Transposed-like layouts (the second-innermost dim has the smaller stride,
+// e.g. w.t() or channels_last): writing rows one by one would touch a new
+// cache line (and often a new page) per element. Instead, blocks of B rows x
+// C columns are generated into a small buffer (logical order) and written out
+// column by column.
+void run_blocked(const std::vector<Dim>& dims, char* data, int64_t esize, const Job& job,
+                 int64_t offset, GenFn gen) {
+  const Dim inner = dims.back(), rowd = dims[dims.size() - 2];
+  const std::vector<Dim> outer(dims.begin(), dims.end() - 2);
+  const int64_t R = rowd.size, L = inner.size;
+  const int64_t C = std::min<int64_t>(L, 256);
+  const int64_t B = std::min<int64_t>(R, std::max<int64_t>(32, 4096 / C));  // B * C <= 8192
+  const int64_t nb = (R + B - 1) / B;
+  int64_t O = 1;
+  for (const Dim& d : outer) O *= d.size;
+  const int64_t grain = std::max<int64_t>(1, kGrain / (B * L));
+  at::parallel_for(0, O * nb, grain, [&](int64_t g0, int64_t g1) {
+    std::vector<unsigned char> buf(static_cast<size_t>(B * C * esize));
+    std::vector<int64_t> ix(outer.size());
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t o = g / nb, r0 = (g % nb) * B, rows = std::min(B, R - r0);
+      const int64_t first = (o * R + r0) * L;  // logical index of (o, r0, 0)
+      const int64_t off = unravel(outer, o, ix) + r0 * rowd.stride;
+      for (int64_t c0 = 0; c0 < L; c0 += C) {
+        const int64_t cols = std::min(C, L - c0);
+        if (cols == L) {  // whole rows: one logically contiguous run
+          gen(job, offset + first, rows * L, buf.data(), 1);
+        } else {
+          for (int64_t r = 0; r < rows; ++r) {
+            gen(job, offset + first + r * L + c0, cols, buf.data() + r * cols * esize, 1);
+          }
+        }
+        char* dst = data + (off + c0 * inner.stride) * esize;
+        switch (esize) {
+          case 2: write_block<uint16_t>(buf.data(), rows, cols, cols, dst, rowd.stride, inner.stride); break;
+          case 4: write_block<uint32_t>(buf.data(), rows, cols, cols, dst, rowd.stride, inner.stride); break;
+          default: write_block<uint64_t>(buf.data(), rows, cols, cols, dst, rowd.stride, inner.stride); break;
+        }
+      }
+    }
+  });
+}
+
 void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
   const int64_t numel = self.numel();
   if (numel == 0) return;
@@ -263,6 +318,10 @@ void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
   }
 
   const Dim inner = dims.back();
+  if (dims[dims.size() - 2].stride < inner.stride) {
+    run_blocked(dims, data, esize, job, offset, gen);
+    return;
+  }
   if (inner.size >= 64) {
     // Row by row: rows of the innermost (coalesced) dim, written with its stride.
     const std::vector<Dim> outer(dims.begin(), dims.end() - 1);
@@ -285,16 +344,16 @@ void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
   // scatter them, so that the per-call overhead is paid per block, not per row.
   at::parallel_for(0, numel, kGrain, [&](int64_t b, int64_t e) {
     constexpr int64_t kBlock = 2048;
-    alignas(64) unsigned char buf[kBlock * 8];
+    std::vector<unsigned char> buf(kBlock * 8);
     std::vector<int64_t> ix(dims.size());
     int64_t off = unravel(dims, b, ix);
     for (int64_t i = b; i < e;) {
       const int64_t m = std::min(kBlock, e - i);
-      gen(job, offset + i, m, buf, 1);
+      gen(job, offset + i, m, buf.data(), 1);
       switch (esize) {
-        case 2: scatter<uint16_t>(buf, m, data, dims, ix, off); break;
-        case 4: scatter<uint32_t>(buf, m, data, dims, ix, off); break;
-        default: scatter<uint64_t>(buf, m, data, dims, ix, off); break;
+        case 2: scatter<uint16_t>(buf.data(), m, data, dims, ix, off); break;
+        case 4: scatter<uint32_t>(buf.data(), m, data, dims, ix, off); break;
+        default: scatter<uint64_t>(buf.data(), m, data, dims, ix, off); break;
       }
       i += m;
     }
