@@ -37,14 +37,10 @@ case "$cmd" in
 esac
 
 setup_env() {
-    local built=0
+    local install=0
     if [[ "${PARAMOPS_NO_VENV:-0}" == 1 ]]; then
         PY=$(command -v "${PYTHON:-python3}")
-        if ! "$PY" -c 'import paramops.kernels' 2>/dev/null; then
-            log "installing paramops editable into $PY (no deps, offline)"
-            "$PY" -m pip install -q -e . --no-build-isolation --no-deps
-            built=1
-        fi
+        "$PY" -c 'import paramops.kernels' 2>/dev/null || install=1
     else
         local venv=$ROOT/.venv
         PY=$venv/bin/python
@@ -62,18 +58,20 @@ setup_env() {
             # torch first and pinned, so that nothing below can pull a CUDA build.
             "$PY" -m pip install -q "$TORCH_SPEC"
             "$PY" -m pip install -q "$TORCH_SPEC" -r requirements.txt
-            log "installing paramops editable (builds the C++ extension)"
-            "$PY" -m pip install -q -e . --no-build-isolation --no-deps
-            echo "$want" > "$stamp"
-            built=1
-            log "set-up done in $((SECONDS - t0)) s"
+            log "requirements installed in $((SECONDS - t0)) s"
+            install=1
         fi
     fi
-    if [[ $built == 0 ]]; then
-        # Incremental: ninja reuses build/temp and only recompiles what changed.
-        local t0=$SECONDS
-        "$PY" setup.py -q build_ext --inplace
-        log "build checked in $((SECONDS - t0)) s"
+    # Build first, with ninja's output visible; incremental (build/temp is kept).
+    local t0=$SECONDS
+    "$PY" setup.py -q build_ext --inplace
+    log "C++ extension up to date ($((SECONDS - t0)) s)"
+    if [[ $install == 1 ]]; then
+        # Editable install (finds the build above): maps paramops.kernels to kernels/.
+        # No deps and no build isolation, so it works offline and keeps this torch.
+        "$PY" -m pip install -q -e . --no-build-isolation --no-deps
+        if [[ -n "${want:-}" ]]; then echo "$want" > "$ROOT/.venv/.paramops-stamp"; fi
+        log "paramops installed editable into $PY"
     fi
 }
 
