@@ -221,7 +221,7 @@ static void gen_f32(const Job& job, int64_t first, int64_t n, typename Out::type
   typedef typename Out::type O;
   const int64_t end = first + n;
   uint64_t c = (uint64_t)(first >> 2);
-  const uint64_t cend = (uint64_t)((end + 3) >> 2);
+  const uint64_t cend = ((uint64_t)end + 3) >> 2;  // end + 3 may pass INT64_MAX
   while (c < cend) {
     const int nc = (int)(cend - c < (uint64_t)T ? cend - c : (uint64_t)T);
     philox_tile(c, nc, job.stream, job.seed, x[0], x[1], x[2], x[3]);
@@ -253,7 +253,7 @@ static void gen_f64(const Job& job, int64_t first, int64_t n, double* out, int64
   alignas(64) double v[2][T];
   const int64_t end = first + n;
   uint64_t c = (uint64_t)(first >> 1);
-  const uint64_t cend = (uint64_t)((end + 1) >> 1);
+  const uint64_t cend = ((uint64_t)end + 1) >> 1;
   while (c < cend) {
     const int nc = (int)(cend - c < (uint64_t)T ? cend - c : (uint64_t)T);
     philox_tile(c, nc, job.stream, job.seed, x[0], x[1], x[2], x[3]);
