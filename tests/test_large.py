@@ -4,7 +4,7 @@ import torch
 
 from conftest import assert_bitwise, call, requires_cpp
 
-N = (1 << 31) + 77
+N = (1 << 31) + 4099
 
 
 @requires_cpp
