@@ -5,6 +5,7 @@ The C++ kernels (csrc/cpu/ops.cpp) raise the same messages for direct torch.ops 
 """
 import math
 
+import numpy as np
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -51,7 +52,10 @@ def uniform(t, a, b, off):
     if not a < b:
         raise ValueError(f"paramops.uniform_: a must be less than b, got a={a}, b={b}")
     c = _compute(t.dtype)
-    if not torch.isfinite(torch.tensor(b, dtype=c) - torch.tensor(a, dtype=c)):
+    ftype = np.float64 if c == torch.float64 else np.float32
+    with np.errstate(over="ignore"):
+        overflow = not np.isfinite(ftype(b) - ftype(a))  # the range as the kernels compute it
+    if overflow:
         raise ValueError(f"paramops.uniform_: b - a overflows {c}")
     offset("uniform_", off, t.numel())
 

@@ -8,6 +8,7 @@ recomputes what it needs and makes no attempt at speed beyond vectorizing.
 Lanes and words are held as int64 tensors with values in [0, 2^32) resp. split into
 (lo, hi) pairs, since torch has no full uint64 arithmetic.
 """
+import functools
 import math
 import struct
 
@@ -233,6 +234,7 @@ def normal_cdf(x):
     return 1.0 - tail if x > 0.0 else tail
 
 
+@functools.lru_cache(maxsize=1024)
 def trunc_setup(mean, std, a, b, f64):
     """(pa, dp, sstd, ok) as transforms.h trunc_setup."""
     al, be = (a - mean) / std, (b - mean) / std
@@ -245,6 +247,7 @@ def trunc_setup(mean, std, a, b, f64):
     return pa, dp, (-std if flip else std), ok
 
 
+@functools.lru_cache(maxsize=1024)
 def dtype_bound(a, dtype, up):
     """Smallest value of dtype >= a (up) or largest <= a, as a Python float (transforms.h)."""
     if dtype == torch.float64:
