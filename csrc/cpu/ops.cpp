@@ -13,6 +13,7 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -28,7 +29,8 @@ namespace paramops {
 namespace cpu {
 namespace {
 
-constexpr int64_t kGrain = 32768;  // elements per parallel_for task, at least
+constexpr int64_t kGrain = 32768;  // elements: below 2 * kGrain, one thread
+constexpr int64_t kBlock = 65536;  // elements per block handed to a thread
 
 using GenFn = void (*)(const Job&, int64_t, int64_t, void*, int64_t);
 
@@ -193,6 +195,27 @@ void check_offset(const at::Tensor& self, int64_t offset, const char* op) {
 }
 
 // ---------------------------------------------------------------- driver
+// Runs fn(b, e) over [0, n) in blocks of `block` that at::parallel_for's
+// threads take one after another from a shared counter, so that a thread whose
+// core is busy with something else does less of the work instead of holding
+// up the op (at::parallel_for alone gives each thread one fixed share).
+// Values do not depend on who computes which block.
+template <class F>
+void parallel_blocks(int64_t n, int64_t block, int64_t grain, const F& fn) {
+  const int64_t nblocks = (n + block - 1) / block;
+  const int64_t nthreads = std::min<int64_t>(at::get_num_threads(), nblocks);
+  if (n < 2 * grain || nthreads <= 1 || at::in_parallel_region()) {
+    fn(0, n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, nthreads, 1, [&](int64_t, int64_t) {
+    for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < nblocks;) {
+      fn(k * block, std::min(n, (k + 1) * block));
+    }
+  });
+}
+
 struct Dim {
   int64_t size, stride;
 };
@@ -274,8 +297,10 @@ void run_blocked(const std::vector<Dim>& dims, char* data, int64_t esize, const 
   const int64_t nb = (R + B - 1) / B;
   int64_t O = 1;
   for (const Dim& d : outer) O *= d.size;
-  const int64_t grain = std::max<int64_t>(1, kGrain / (B * L));
-  at::parallel_for(0, O * nb, grain, [&](int64_t g0, int64_t g1) {
+  const int64_t group = B * L;  // elements per group
+  const int64_t grain = std::max<int64_t>(1, kGrain / group);
+  const int64_t block = std::max<int64_t>(1, kBlock / group);
+  parallel_blocks(O * nb, block, grain, [&](int64_t g0, int64_t g1) {
     std::vector<unsigned char> buf(static_cast<size_t>(B * C * esize));
     std::vector<int64_t> ix(outer.size());
     for (int64_t g = g0; g < g1; ++g) {
@@ -311,7 +336,7 @@ void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
 
   if (dims.size() <= 1) {  // one run with one stride (or a single element)
     const int64_t stride = dims.empty() ? 1 : dims[0].stride;
-    at::parallel_for(0, numel, kGrain, [&](int64_t b, int64_t e) {
+    parallel_blocks(numel, kBlock, kGrain, [&](int64_t b, int64_t e) {
       gen(job, offset + b, e - b, data + b * stride * esize, stride);
     });
     return;
@@ -325,7 +350,7 @@ void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
   if (inner.size >= 64) {
     // Row by row: rows of the innermost (coalesced) dim, written with its stride.
     const std::vector<Dim> outer(dims.begin(), dims.end() - 1);
-    at::parallel_for(0, numel, kGrain, [&](int64_t b, int64_t e) {
+    parallel_blocks(numel, kBlock, kGrain, [&](int64_t b, int64_t e) {
       std::vector<int64_t> ix(outer.size());
       int64_t col = b % inner.size;
       int64_t row_off = unravel(outer, b / inner.size, ix);
@@ -342,7 +367,7 @@ void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
 
   // Short rows: generate blocks of logical elements into a small buffer and
   // scatter them, so that the per-call overhead is paid per block, not per row.
-  at::parallel_for(0, numel, kGrain, [&](int64_t b, int64_t e) {
+  parallel_blocks(numel, kBlock, kGrain, [&](int64_t b, int64_t e) {
     constexpr int64_t kBlock = 2048;
     std::vector<unsigned char> buf(kBlock * 8);
     std::vector<int64_t> ix(dims.size());
