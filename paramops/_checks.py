@@ -46,6 +46,16 @@ def _compute(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def fits_compute(op, dtype, **params):
+    """Parameters the kernels round to the compute type must stay finite there."""
+    if dtype == torch.float64:
+        return
+    with np.errstate(over="ignore"):
+        for name, v in params.items():
+            if not np.isfinite(np.float32(v)):
+                raise ValueError(f"paramops.{op}: {name} {v} overflows torch.float32")
+
+
 def uniform(t, a, b, off):
     tensor("uniform_", t)
     finite("uniform_", a=a, b=b)
@@ -65,6 +75,7 @@ def normal(t, mean, std, off):
     finite("normal_", mean=mean, std=std)
     if std < 0:
         raise ValueError(f"paramops.normal_: std must be >= 0, got {std}")
+    fits_compute("normal_", t.dtype, mean=mean, std=std)
     offset("normal_", off, t.numel())
 
 
@@ -75,6 +86,7 @@ def trunc_normal(t, mean, std, a, b, off):
     finite("trunc_normal_", mean=mean, std=std, a=a, b=b)
     if not std > 0:
         raise ValueError(f"paramops.trunc_normal_: std must be > 0, got {std}")
+    fits_compute("trunc_normal_", t.dtype, mean=mean, std=std)
     if not a < b:
         raise ValueError(f"paramops.trunc_normal_: a must be less than b, got a={a}, b={b}")
     if R.dtype_bound(a, t.dtype, True) > R.dtype_bound(b, t.dtype, False):

@@ -188,6 +188,13 @@ void check_finite(double v, const char* op, const char* name) {
                     py_float(v));
 }
 
+// A parameter the kernels use in the compute type (float for 16/32-bit outputs)
+// must stay finite there, or the values would be inf/NaN.
+void check_fits_compute(double v, int dt, const char* op, const char* name) {
+  TORCH_CHECK_VALUE(dt == DT_F64 || std::isfinite(static_cast<float>(v)), "paramops.", op, ": ",
+                    name, " ", py_float(v), " overflows torch.float32");
+}
+
 void check_offset(const at::Tensor& self, int64_t offset, const char* op) {
   TORCH_CHECK_VALUE(offset >= 0, "paramops.", op, ": offset must be >= 0, got ", offset);
   TORCH_CHECK_VALUE(offset <= std::numeric_limits<int64_t>::max() - self.numel(), "paramops.", op,
@@ -428,6 +435,8 @@ void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, i
   check_finite(mean, op, "mean");
   check_finite(std, op, "std");
   TORCH_CHECK_VALUE(std >= 0.0, "paramops.normal_: std must be >= 0, got ", py_float(std));
+  check_fits_compute(mean, dt, op, "mean");
+  check_fits_compute(std, dt, op, "std");
   Job job = make_job(DIST_NORMAL, dt, seed, stream);
   job.pd[0] = mean;
   job.pd[1] = std;
@@ -448,6 +457,8 @@ void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a,
   check_finite(a, op, "a");
   check_finite(b, op, "b");
   TORCH_CHECK_VALUE(std > 0.0, "paramops.trunc_normal_: std must be > 0, got ", py_float(std));
+  check_fits_compute(mean, dt, op, "mean");
+  check_fits_compute(std, dt, op, "std");
   TORCH_CHECK_VALUE(a < b, "paramops.trunc_normal_: a must be less than b, got a=", py_float(a),
                     ", b=", py_float(b));
   const double lo = dtype_bound(a, dt, true), hi = dtype_bound(b, dt, false);
