@@ -152,7 +152,7 @@ std::string torch_layout(at::Layout l) {
     case at::kSparseBsr: return "torch.sparse_bsr";
     case at::kSparseBsc: return "torch.sparse_bsc";
     case at::kMkldnn: return "torch._mkldnn";
-    default: return c10::str(l);
+    default: return "a non-strided layout";
   }
 }
 
@@ -176,7 +176,7 @@ int check_self(const at::Tensor& self, const char* op) {
   TORCH_CHECK_TYPE(self.layout() == at::kStrided, "paramops.", op,
                    ": self must be a dense (strided) tensor, got layout ", torch_layout(self.layout()));
   TORCH_CHECK(self.device().is_cpu(), "paramops.", op,
-              ": the CPU kernel got a tensor on ", self.device());
+              ": the CPU kernel got a tensor on ", self.device().str());
   TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes, "paramops.", op,
               ": self has overlapping elements in memory (e.g. from expand()); write into a "
               "tensor with distinct elements");
@@ -196,7 +196,10 @@ void check_fits_compute(double v, int dt, const char* op, const char* name) {
 }
 
 void check_offset(const at::Tensor& self, int64_t offset, const char* op) {
-  TORCH_CHECK_VALUE(offset >= 0, "paramops.", op, ": offset must be >= 0, got ", offset);
+  // std::to_string, not an ostream: on the GPU box (torch 2.11, g++ 13) streaming an
+  // integer into c10::str from this library crashed in libstdc++'s num_put.
+  TORCH_CHECK_VALUE(offset >= 0, "paramops.", op, ": offset must be >= 0, got ",
+                    std::to_string(offset));
   TORCH_CHECK_VALUE(offset <= std::numeric_limits<int64_t>::max() - self.numel(), "paramops.", op,
                     ": offset + numel overflows int64");
 }
