@@ -6,6 +6,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC target("avx512f,avx512dq,avx512vl,avx512bw,fma")
 #pragma GCC optimize("no-trapping-math")
+// GCC 12 warns inside avx512fintrin.h (_mm512_undefined_* operands): a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define PARAMOPS_ISA avx512
 #define PARAMOPS_ISA_AVX512 1
 #include "cpu/generate.h"
