@@ -1,4 +1,7 @@
 """Shared helpers: the backends under test and bit-level comparison."""
+import importlib
+import os
+
 import pytest
 import torch
 
@@ -43,3 +46,11 @@ def assert_bitwise(a, b):
 
 def poisoned(shape, dtype, **kw):
     return torch.full(shape, float("nan"), dtype=dtype, **kw)
+
+
+def require(module):
+    """Import an optional dependency or skip; with PARAMOPS_REQUIRE_ALL=1 (set by .ci/run)
+    a missing one fails instead, so CI cannot pass by skipping."""
+    if os.environ.get("PARAMOPS_REQUIRE_ALL") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)

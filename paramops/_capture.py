@@ -1,0 +1,359 @@
+"""Deferred initialization: record init calls, run them later in few multi-tensor launches.
+
+`Capture` is a TorchDispatchMode. While it is active:
+
+- calls of the paramops single-tensor ops (which is what paramops.init and a patched
+  torch.nn.init make) and the Tensor methods normal_, uniform_, fill_ and zero_ on float
+  tensors are *recorded*, not run. Their seeds are drawn when they are recorded, in call
+  order, so the values equal those of running the same calls one by one through paramops;
+- any other op that touches the memory of a pending tensor first flushes the pending work
+  on that memory (view ops and ops that read only metadata, such as empty_like, do not).
+  A small TorchFunctionMode does the same for the readers that never reach the dispatcher
+  (Tensor.numpy, tolist, __array__, __dlpack__, pickling);
+- a record that overlaps pending work on the same memory is queued in a later *wave*,
+  except that a record on exactly the same view as the latest pending one replaces it (its
+  values would be overwritten anyway, e.g. nn.Linear's kaiming init before HF's normal_).
+
+`flush()` runs wave after wave, each as one torch.ops.paramops.multi_init_ call.
+"""
+import itertools
+import threading
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from . import _checks
+from .ops import _i64, draw_seed
+
+UNIFORM, NORMAL, TRUNC, FILL = 0, 1, 2, 3
+_KIND_NAMES = ("uniform", "normal", "trunc_normal", "fill")
+
+_aten = torch.ops.aten
+# Ops that take a pending tensor but never read or write its values.
+_METADATA_ONLY = {
+    _aten.empty_like.default, _aten.new_empty.default, _aten.new_empty_strided.default,
+    _aten.new_zeros.default, _aten.new_ones.default, _aten.new_full.default,
+    _aten.zeros_like.default, _aten.ones_like.default, _aten.full_like.default,
+    _aten.sym_size.int, _aten.sym_stride.int, _aten.sym_numel.default, _aten.sym_storage_offset.default,
+    _aten.is_same_size.default, _aten._has_compatible_shallow_copy_type.default,
+}
+# Tensor methods that read memory without going through the dispatcher (pickling and
+# torch.save reach the bytes through untyped_storage()).
+_RAW_READERS = {torch.Tensor.numpy, torch.Tensor.tolist, torch.Tensor.__array__, torch.Tensor.__dlpack__,
+                torch.Tensor.untyped_storage, torch.Tensor.storage, torch.Tensor.__reduce_ex__}
+
+_tls = threading.local()
+
+
+def active():
+    """The innermost Capture of this thread, or None."""
+    stack = getattr(_tls, "stack", None)
+    return stack[-1] if stack else None
+
+
+class Record:
+    __slots__ = ("tensor", "kind", "params", "seed", "stream", "offset", "key", "lo", "hi", "view", "wave",
+                 "seq")
+
+    def __init__(self, tensor, kind, params, seed, stream, offset):
+        self.tensor, self.kind, self.params = tensor, kind, params
+        self.seed, self.stream, self.offset = seed, stream, offset
+
+    def __repr__(self):
+        return (f"Record({_KIND_NAMES[self.kind]}{self.params}, shape={tuple(self.tensor.shape)}, "
+                f"{self.tensor.dtype}, seed={self.seed}, stream={self.stream}, wave={self.wave})")
+
+
+def storage_key(t):
+    return (t.device.type, t.device.index, t.untyped_storage().data_ptr())
+
+
+def _span(t):
+    """Byte range [lo, hi) of storage that `t` (numel > 0) can touch."""
+    es = t.element_size()
+    lo = t.storage_offset() * es
+    ext = 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride()))
+    return lo, lo + ext * es
+
+
+def _tensors(args, kwargs):
+    for a in itertools.chain(args, kwargs.values()):
+        if isinstance(a, torch.Tensor):
+            yield a
+        elif isinstance(a, (list, tuple)):
+            for b in a:
+                if isinstance(b, torch.Tensor):
+                    yield b
+
+
+_MUTATED = {}
+
+
+def _mutated_args(func):
+    """Positions and names of the arguments `func` writes to (from its schema), cached."""
+    m = _MUTATED.get(func)
+    if m is None:
+        m = tuple((i, a.name) for i, a in enumerate(func._schema.arguments)
+                  if a.alias_info is not None and a.alias_info.is_write)
+        _MUTATED[func] = m
+    return m
+
+
+def run_records(records):
+    """Write `records` (no two overlapping) with one multi-tensor op call."""
+    if not records:
+        return
+    tensors, kinds, params, seeds, streams, offsets = [], [], [], [], [], []
+    for r in records:
+        tensors.append(r.tensor)
+        kinds.append(r.kind)
+        params.extend(r.params + (0.0,) * (4 - len(r.params)))
+        seeds.append(r.seed)
+        streams.append(r.stream)
+        offsets.append(r.offset)
+    with torch.no_grad():
+        torch.ops.paramops.multi_init_(tensors, kinds, params, seeds, streams, offsets)
+
+
+class _RawReaders(TorchFunctionMode):
+    def __init__(self, capture):
+        super().__init__()
+        self.capture = capture
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        cap = self.capture
+        if func in _RAW_READERS and cap.pending and not cap._busy:
+            cap._busy = True  # storage_key() itself calls untyped_storage()
+            try:
+                cap.flush_touching(list(_tensors(args, kwargs)))
+            finally:
+                cap._busy = False
+        return func(*args, **kwargs)
+
+
+class Capture(TorchDispatchMode):
+    """Records init calls; see the module docstring.
+
+    resolve: optional callable(records, final) run at flush time, before the records are
+      written; the keyed mode uses it to replace seeds and streams by name.
+    watch: optional set of storage keys; the keys among them that any op (recorded or
+      run) writes are added to `self.written`.
+    eager: write every record as soon as it is taken: the same calls, one by one.
+    """
+
+    def __init__(self, resolve=None, watch=None, eager=False):
+        super().__init__()
+        self.eager = eager  # run each record at once (the one-by-one reference for tests/bench)
+        self.pending = {}  # storage key -> list of Record
+        self.resolve = resolve
+        self.watch = watch
+        self.written = set()
+        self.recorded = 0  # records taken, for tests and stats
+        self.flushes = 0   # multi-tensor launches made
+        self._seq = 0
+        self._running = False
+        self._busy = False  # inside paramops' own bookkeeping: _RawReaders passes through
+        self._raw = _RawReaders(self)
+
+    # ------------------------------------------------------------------ context
+    def __enter__(self):
+        super().__enter__()
+        self._raw.__enter__()
+        _tls.stack = getattr(_tls, "stack", []) + [self]
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _tls.stack = _tls.stack[:-1]
+        self._raw.__exit__(exc_type, exc, tb)
+        super().__exit__(exc_type, exc, tb)
+        self.flush(final=True)  # outside both modes: an outer capture, if any, sees the writes
+
+    # ------------------------------------------------------------------ recording
+    def record(self, tensor, kind, params, seed, stream=0, offset=0):
+        """Queue one init of `tensor` (numel > 0, float dtype, validated)."""
+        r = Record(tensor, kind, tuple(float(p) for p in params), _i64(seed), _i64(stream), int(offset))
+        key = storage_key(tensor)
+        r.key = key
+        r.lo, r.hi = _span(tensor)
+        r.view = (tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
+        r.seq = self._seq
+        self._seq += 1
+        self.recorded += 1
+        if self.watch is not None and key in self.watch:
+            self.written.add(key)
+        recs = self.pending.get(key)
+        if recs is None:
+            r.wave = 0
+            self.pending[key] = recs = [r]
+            if self.eager:
+                self.flush([key])
+            return r
+        overlap = [p for p in recs if p.lo < r.hi and r.lo < p.hi]
+        if not overlap:
+            r.wave = 0
+        else:
+            last = max(overlap, key=lambda p: (p.wave, p.seq))
+            if last.view == r.view and all(p.wave < last.wave or p is last for p in overlap):
+                r.wave = last.wave  # same view, nothing queued after it on this memory: replace it
+                recs.remove(last)
+            else:
+                r.wave = last.wave + 1
+        recs.append(r)
+        if self.eager:
+            self.flush([key])
+        return r
+
+    # ------------------------------------------------------------------ flushing
+    def flush(self, keys=None, final=False):
+        """Run the pending records (all, or those on the given storage keys), wave by wave.
+
+        final: no more records will come (the context is closing); passed to `resolve`.
+        """
+        keys = list(self.pending) if keys is None else [k for k in keys if k in self.pending]
+        recs = sorted((r for k in keys for r in self.pending[k]), key=lambda r: r.seq)
+        if not recs:
+            return
+        if self.resolve is not None:
+            self.resolve(recs, final)  # may raise: then nothing is dropped
+        for k in keys:
+            del self.pending[k]
+        self._running = True
+        try:
+            for w in sorted({r.wave for r in recs}):
+                run_records([r for r in recs if r.wave == w])
+                self.flushes += 1
+        finally:
+            self._running = False
+
+    def flush_touching(self, tensors):
+        keys = set()
+        for t in tensors:
+            if t.device.type == "meta":
+                continue
+            try:
+                k = storage_key(t)
+            except (RuntimeError, NotImplementedError):  # no storage (sparse, nested, ...)
+                continue
+            if k in self.pending:
+                keys.add(k)
+        if keys:
+            self.flush(keys)
+
+    # ------------------------------------------------------------------ dispatch
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self._running or self._busy:
+            return func(*args, **kwargs)
+        self._busy = True
+        try:
+            handler = _HANDLERS.get(func)
+            if handler is not None:
+                done = handler(self, *args, **kwargs)
+                if done is not _NOT_HANDLED:
+                    return done
+            if self.pending and func not in _METADATA_ONLY and not func.is_view:
+                self.flush_touching(list(_tensors(args, kwargs)))
+            if self.watch is not None:
+                self._note_writes(func, args, kwargs)
+        finally:
+            self._busy = False
+        return func(*args, **kwargs)
+
+    def _note_writes(self, func, args, kwargs):
+        for i, name in _mutated_args(func):
+            t = args[i] if i < len(args) else kwargs.get(name)
+            for x in (t if isinstance(t, (list, tuple)) else (t,)):
+                if isinstance(x, torch.Tensor) and x.device.type != "meta":
+                    k = storage_key(x)
+                    if k in self.watch:
+                        self.written.add(k)
+
+
+_NOT_HANDLED = object()
+
+
+def _capturable(t):
+    return (isinstance(t, torch.Tensor) and t.dtype in _checks.FLOAT_DTYPES
+            and t.device.type in ("cpu", "cuda") and t.layout == torch.strided
+            and torch._debug_has_internal_overlap(t) != 1)
+
+
+def _try(cap, t, kind, params, seed_fn, stream=0, offset=0, check=None, result=None):
+    """Record if paramops can serve this call (validated as the op would) and return
+    `result` (what the op returns); else _NOT_HANDLED."""
+    if not _capturable(t):
+        return _NOT_HANDLED
+    if check is not None:
+        try:
+            check()
+        except (ValueError, TypeError, RuntimeError):
+            return _NOT_HANDLED  # run it eagerly: the op (or torch) raises its own error
+    if t.numel() > 0:
+        cap.record(t, kind, params, seed_fn(), stream, offset)
+    return result
+
+
+# paramops single-tensor ops (schemas in _ops.py): seeds come with the call.
+def _p_uniform(cap, t, a, b, *, seed, stream=0, offset=0):
+    return _try(cap, t, UNIFORM, (a, b), lambda: seed, stream, offset,
+                lambda: _checks.uniform(t, a, b, offset))
+
+
+def _p_normal(cap, t, mean, std, *, seed, stream=0, offset=0):
+    return _try(cap, t, NORMAL, (mean, std), lambda: seed, stream, offset,
+                lambda: _checks.normal(t, mean, std, offset))
+
+
+def _p_trunc(cap, t, mean, std, a, b, *, seed, stream=0, offset=0):
+    return _try(cap, t, TRUNC, (mean, std, a, b), lambda: seed, stream, offset,
+                lambda: _checks.trunc_normal(t, mean, std, a, b, offset))
+
+
+def _p_fill(cap, t, value):
+    return _try(cap, t, FILL, (value,), lambda: 0, check=lambda: _checks.fill(t, value))
+
+
+# torch's Tensor methods: paramops semantics, seed drawn from `generator` (torch's default
+# CPU generator when None) at record time.
+def _a_normal(cap, t, mean=0.0, std=1.0, *, generator=None):
+    mean, std = float(mean), float(std)
+    return _try(cap, t, NORMAL, (mean, std), lambda: draw_seed(generator),
+                check=lambda: _checks.normal(t, mean, std, 0), result=t)
+
+
+def _a_uniform(cap, t, a=0.0, b=1.0, *, generator=None):
+    a, b = float(a), float(b)
+    if a == b and _capturable(t):  # torch fills `a`
+        return _try(cap, t, FILL, (a,), lambda: 0, check=lambda: _checks.fill(t, a), result=t)
+    return _try(cap, t, UNIFORM, (a, b), lambda: draw_seed(generator), check=lambda: _checks.uniform(t, a, b, 0),
+                result=t)
+
+
+def _a_fill(cap, t, value):
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.device.type != "cpu" or value.is_complex():
+            return _NOT_HANDLED
+        value = value.item()
+    if isinstance(value, complex):
+        return _NOT_HANDLED
+    value = float(value)
+    return _try(cap, t, FILL, (value,), lambda: 0, check=lambda: _checks.fill(t, value), result=t)
+
+
+def _a_zero(cap, t):
+    return _try(cap, t, FILL, (0.0,), lambda: 0, result=t)
+
+
+_HANDLERS = {
+    torch.ops.paramops.uniform_.default: _p_uniform,
+    torch.ops.paramops.normal_.default: _p_normal,
+    torch.ops.paramops.trunc_normal_.default: _p_trunc,
+    torch.ops.paramops.fill_.default: _p_fill,
+    _aten.normal_.default: _a_normal,
+    _aten.uniform_.default: _a_uniform,
+    _aten.fill_.Scalar: _a_fill,
+    _aten.fill_.Tensor: _a_fill,
+    _aten.zero_.default: _a_zero,
+}
