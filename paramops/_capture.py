@@ -8,8 +8,9 @@
   order, so the values equal those of running the same calls one by one through paramops;
 - any other op that touches the memory of a pending tensor first flushes the pending work
   on that memory (view ops and ops that read only metadata, such as empty_like, do not).
-  A small TorchFunctionMode does the same for the readers that never reach the dispatcher
-  (Tensor.numpy, tolist, __array__, __dlpack__, pickling);
+  The readers that never reach the dispatcher (Tensor.numpy, tolist, __array__,
+  __dlpack__, untyped_storage, storage: pickling and torch.save read through the last
+  two) are wrapped on torch.Tensor while any capture is active, and flush the same way;
 - a record that overlaps pending work on the same memory is queued in a later *wave*,
   except that a record on exactly the same view as the latest pending one replaces it (its
   values would be overwritten anyway, e.g. nn.Linear's kaiming init before HF's normal_).
@@ -20,7 +21,6 @@ import itertools
 import threading
 
 import torch
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import _checks
@@ -38,10 +38,9 @@ _METADATA_ONLY = {
     _aten.sym_size.int, _aten.sym_stride.int, _aten.sym_numel.default, _aten.sym_storage_offset.default,
     _aten.is_same_size.default, _aten._has_compatible_shallow_copy_type.default,
 }
-# Tensor methods that read memory without going through the dispatcher (pickling and
-# torch.save reach the bytes through untyped_storage()).
-_RAW_READERS = {torch.Tensor.numpy, torch.Tensor.tolist, torch.Tensor.__array__, torch.Tensor.__dlpack__,
-                torch.Tensor.untyped_storage, torch.Tensor.storage, torch.Tensor.__reduce_ex__}
+# Tensor methods that read memory without going through the dispatcher.
+_RAW_READERS = ("numpy", "tolist", "__array__", "__dlpack__", "untyped_storage", "storage")
+_untyped_storage = torch._C.TensorBase.untyped_storage  # unwrapped, for our own use
 
 _tls = threading.local()
 
@@ -53,12 +52,20 @@ def active():
 
 
 class Record:
-    __slots__ = ("tensor", "kind", "params", "seed", "stream", "offset", "key", "lo", "hi", "view", "wave",
-                 "seq")
+    __slots__ = ("tensor", "kind", "params", "seed", "stream", "offset", "key", "wave", "seq", "_geom")
 
     def __init__(self, tensor, kind, params, seed, stream, offset):
         self.tensor, self.kind, self.params = tensor, kind, params
         self.seed, self.stream, self.offset = seed, stream, offset
+        self._geom = None
+
+    def geom(self):
+        """(lo, hi, view): the byte range it writes, and the view's identity; computed once."""
+        if self._geom is None:
+            t = self.tensor
+            lo, hi = _span(t)
+            self._geom = (lo, hi, (t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype))
+        return self._geom
 
     def __repr__(self):
         return (f"Record({_KIND_NAMES[self.kind]}{self.params}, shape={tuple(self.tensor.shape)}, "
@@ -66,7 +73,7 @@ class Record:
 
 
 def storage_key(t):
-    return (t.device.type, t.device.index, t.untyped_storage().data_ptr())
+    return (t.device.type, t.device.index, _untyped_storage(t).data_ptr())
 
 
 def _span(t):
@@ -108,7 +115,8 @@ def run_records(records):
     for r in records:
         tensors.append(r.tensor)
         kinds.append(r.kind)
-        params.extend(r.params + (0.0,) * (4 - len(r.params)))
+        params.extend(r.params)
+        params.extend((0.0,) * (4 - len(r.params)))
         seeds.append(r.seed)
         streams.append(r.stream)
         offsets.append(r.offset)
@@ -116,21 +124,40 @@ def run_records(records):
         torch.ops.paramops.multi_init_(tensors, kinds, params, seeds, streams, offsets)
 
 
-class _RawReaders(TorchFunctionMode):
-    def __init__(self, capture):
-        super().__init__()
-        self.capture = capture
+def _reader(fn):
+    def reader(self, *args, **kwargs):
+        for cap in getattr(_tls, "stack", ()):
+            if cap.pending and not cap._busy:
+                cap._busy = True
+                try:
+                    cap.flush_touching([self])
+                finally:
+                    cap._busy = False
+        return fn(self, *args, **kwargs)
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        cap = self.capture
-        if func in _RAW_READERS and cap.pending and not cap._busy:
-            cap._busy = True  # storage_key() itself calls untyped_storage()
-            try:
-                cap.flush_touching(list(_tensors(args, kwargs)))
-            finally:
-                cap._busy = False
-        return func(*args, **kwargs)
+    reader.__name__, reader.__doc__, reader.__wrapped__ = fn.__name__, fn.__doc__, fn
+    return reader
+
+
+_raw = {"users": 0, "saved": {}}
+_raw_lock = threading.Lock()
+
+
+def _wrap_readers(on):
+    """Reference-counted: wrap the raw readers on torch.Tensor while any capture is active."""
+    with _raw_lock:
+        _raw["users"] += 1 if on else -1
+        if on and _raw["users"] == 1:
+            for name in _RAW_READERS:
+                _raw["saved"][name] = torch.Tensor.__dict__.get(name)  # None: inherited from TensorBase
+                setattr(torch.Tensor, name, _reader(getattr(torch.Tensor, name)))
+        elif not on and _raw["users"] == 0:
+            for name, orig in _raw["saved"].items():
+                if orig is None:
+                    delattr(torch.Tensor, name)
+                else:
+                    setattr(torch.Tensor, name, orig)
+            _raw["saved"].clear()
 
 
 class Capture(TorchDispatchMode):
@@ -154,30 +181,29 @@ class Capture(TorchDispatchMode):
         self.flushes = 0   # multi-tensor launches made
         self._seq = 0
         self._running = False
-        self._busy = False  # inside paramops' own bookkeeping: _RawReaders passes through
-        self._raw = _RawReaders(self)
+        self._busy = False  # inside paramops' own bookkeeping: the wrapped readers pass through
 
     # ------------------------------------------------------------------ context
     def __enter__(self):
         super().__enter__()
-        self._raw.__enter__()
-        _tls.stack = getattr(_tls, "stack", []) + [self]
+        _wrap_readers(True)
+        _tls.stack = getattr(_tls, "stack", ()) + (self,)
         return self
 
     def __exit__(self, exc_type, exc, tb):
         _tls.stack = _tls.stack[:-1]
-        self._raw.__exit__(exc_type, exc, tb)
         super().__exit__(exc_type, exc, tb)
-        self.flush(final=True)  # outside both modes: an outer capture, if any, sees the writes
+        try:
+            self.flush(final=True)  # outside the mode: an outer capture, if any, sees the writes
+        finally:
+            _wrap_readers(False)
 
     # ------------------------------------------------------------------ recording
     def record(self, tensor, kind, params, seed, stream=0, offset=0):
         """Queue one init of `tensor` (numel > 0, float dtype, validated)."""
-        r = Record(tensor, kind, tuple(float(p) for p in params), _i64(seed), _i64(stream), int(offset))
+        r = Record(tensor, kind, params, _i64(seed), _i64(stream), offset)
         key = storage_key(tensor)
         r.key = key
-        r.lo, r.hi = _span(tensor)
-        r.view = (tensor.storage_offset(), tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype)
         r.seq = self._seq
         self._seq += 1
         self.recorded += 1
@@ -190,12 +216,13 @@ class Capture(TorchDispatchMode):
             if self.eager:
                 self.flush([key])
             return r
-        overlap = [p for p in recs if p.lo < r.hi and r.lo < p.hi]
+        lo, hi, view = r.geom()
+        overlap = [p for p in recs if p.geom()[0] < hi and lo < p.geom()[1]]
         if not overlap:
             r.wave = 0
         else:
             last = max(overlap, key=lambda p: (p.wave, p.seq))
-            if last.view == r.view and all(p.wave < last.wave or p is last for p in overlap):
+            if last.geom()[2] == view and all(p.wave < last.wave or p is last for p in overlap):
                 r.wave = last.wave  # same view, nothing queued after it on this memory: replace it
                 recs.remove(last)
             else:

@@ -46,14 +46,18 @@ def _compute(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+# A double rounds to inf in float32 (round to nearest even) iff |v| >= this: the midpoint
+# between FLT_MAX and 2^128.
+_F32_OVERFLOW = float.fromhex("0x1.ffffffp127")
+
+
 def fits_compute(op, dtype, **params):
     """Parameters the kernels round to the compute type must stay finite there."""
     if dtype == torch.float64:
         return
-    with np.errstate(over="ignore"):
-        for name, v in params.items():
-            if not np.isfinite(np.float32(v)):
-                raise ValueError(f"paramops.{op}: {name} {v} overflows torch.float32")
+    for name, v in params.items():
+        if abs(v) >= _F32_OVERFLOW:
+            raise ValueError(f"paramops.{op}: {name} {v} overflows torch.float32")
 
 
 def uniform(t, a, b, off):

@@ -71,10 +71,11 @@ class _Names:
         entries = self.by_key.get(r.key)
         if not entries:
             return None
+        rlo, rhi, rview = r.geom()
         for lo, hi, view, name in entries:
-            if view == r.view:
+            if view == rview:
                 return name
-        inside = [e for e in entries if e[0] <= r.lo and r.hi <= e[1]]
+        inside = [e for e in entries if e[0] <= rlo and rhi <= e[1]]
         return min(inside, key=lambda e: e[1] - e[0])[3] if inside else None
 
 
