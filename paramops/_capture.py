@@ -22,12 +22,14 @@ import threading
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import _get_current_dispatch_mode as _current_mode
 
 from . import _checks
 from .ops import _i64, draw_seed
 
 UNIFORM, NORMAL, TRUNC, FILL = 0, 1, 2, 3
 _KIND_NAMES = ("uniform", "normal", "trunc_normal", "fill")
+KIND_OF = {"uniform_": UNIFORM, "normal_": NORMAL, "trunc_normal_": TRUNC, "fill_": FILL}  # by op name
 
 _aten = torch.ops.aten
 # Ops that take a pending tensor but never read or write its values.
@@ -49,6 +51,18 @@ def active():
     """The innermost Capture of this thread, or None."""
     stack = getattr(_tls, "stack", None)
     return stack[-1] if stack else None
+
+
+def recording():
+    """The Capture that a paramops op called now would reach first, or None: the innermost
+    one, when it is the current dispatch mode and not busy with its own work."""
+    stack = getattr(_tls, "stack", None)
+    if not stack:
+        return None
+    cap = stack[-1]
+    if cap._busy or cap._running or _current_mode() is not cap:
+        return None
+    return cap
 
 
 class Record:
@@ -301,7 +315,7 @@ class Capture(TorchDispatchMode):
 _NOT_HANDLED = object()
 
 
-def _capturable(t):
+def capturable(t):
     return (isinstance(t, torch.Tensor) and t.dtype in _checks.FLOAT_DTYPES
             and t.device.type in ("cpu", "cuda") and t.layout == torch.strided
             and torch._debug_has_internal_overlap(t) != 1)
@@ -310,7 +324,7 @@ def _capturable(t):
 def _try(cap, t, kind, params, seed_fn, stream=0, offset=0, check=None, result=None):
     """Record if paramops can serve this call (validated as the op would) and return
     `result` (what the op returns); else _NOT_HANDLED."""
-    if not _capturable(t):
+    if not capturable(t):
         return _NOT_HANDLED
     if check is not None:
         try:
@@ -352,7 +366,7 @@ def _a_normal(cap, t, mean=0.0, std=1.0, *, generator=None):
 
 def _a_uniform(cap, t, a=0.0, b=1.0, *, generator=None):
     a, b = float(a), float(b)
-    if a == b and _capturable(t):  # torch fills `a`
+    if a == b and capturable(t):  # torch fills `a`
         return _try(cap, t, FILL, (a,), lambda: 0, check=lambda: _checks.fill(t, a), result=t)
     return _try(cap, t, UNIFORM, (a, b), lambda: draw_seed(generator), check=lambda: _checks.uniform(t, a, b, 0),
                 result=t)

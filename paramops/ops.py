@@ -5,6 +5,8 @@ Each checks its arguments (before anything is written or any seed is drawn), dra
 torch.ops.paramops op. Values depend only on (seed, stream, element index, parameters,
 dtype): see docs/stream.md.
 """
+import threading
+
 import torch
 
 from . import _checks
@@ -18,16 +20,38 @@ def _i64(v):
     return v - _U64 if v >= 1 << 63 else v
 
 
+_SEED_LO, _SEED_HI = -(1 << 63), (1 << 63) - 1
+_PYTHON_KEYS = (torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
+                | torch._C.DispatchKeySet(torch._C.DispatchKey.PythonTLSSnapshot))
+_seed_buf = threading.local()
+
+
 def draw_seed(generator=None):
-    """One 64-bit seed from `generator`, or from torch's default CPU generator."""
-    device = generator.device if generator is not None else "cpu"
-    return int(torch.randint(-(1 << 63), (1 << 63) - 1, (), dtype=torch.int64, generator=generator,
-                             device=device))
+    """One 64-bit seed from `generator`, or from torch's default CPU generator.
+
+    The value is torch.randint(-2**63, 2**63 - 1, (), dtype=torch.int64, generator=...):
+    on the CPU it is drawn into a reused 0-d tensor (the same kernel, half the cost)."""
+    if generator is not None and generator.device.type != "cpu":
+        return int(torch.randint(_SEED_LO, _SEED_HI, (), dtype=torch.int64, generator=generator,
+                                 device=generator.device))
+    buf = getattr(_seed_buf, "t", None)
+    if buf is None:
+        buf = _seed_buf.t = torch.empty((), dtype=torch.int64, device="cpu")
+    return buf.random_(_SEED_LO, _SEED_HI, generator=generator).item()
 
 
 def _run(op, tensor, args, generator, seed, stream, offset):
     if tensor.device.type == "meta":
         return tensor  # deferred init: a no-op, as in torch.nn.init
+    cap = _capture.recording()
+    if cap is not None and _capture.capturable(tensor):
+        # fused mode: the same record the op call would make through the dispatcher, minus
+        # the dispatch round trip (the arguments are checked already)
+        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # the seed draw skips the mode
+            s = _i64(draw_seed(generator) if seed is None else seed)
+        if tensor.numel() > 0:
+            cap.record(tensor, _capture.KIND_OF[op.__name__], args, s, _i64(stream), int(offset))
+        return tensor
     s = _i64(draw_seed(generator) if seed is None else seed)
     with torch.no_grad():
         op(tensor, *args, seed=s, stream=_i64(stream), offset=int(offset))
@@ -61,9 +85,16 @@ def fill_(tensor, value):
     value = float(value)
     _checks.fill(tensor, value)
     if tensor.device.type != "meta":
+        cap = _capture.recording()
+        if cap is not None and _capture.capturable(tensor):
+            if tensor.numel() > 0:
+                cap.record(tensor, _capture.FILL, (value,), 0)
+            return tensor
         with torch.no_grad():
             torch.ops.paramops.fill_(tensor, value)
     return tensor
 
 
 constant_ = fill_
+
+from . import _capture  # noqa: E402  (imports this module: after the definitions above)
