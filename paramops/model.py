@@ -154,6 +154,11 @@ class _Tree:
 
 # --------------------------------------------------------------------------- user API
 
+def _check_seed(fn, seed):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"paramops.{fn}: seed must be an int or None, got {type(seed).__name__}")
+
+
 @contextlib.contextmanager
 def fused_init(seed=None):
     """Collect the init calls made in the block and run them in a few fused launches.
@@ -168,6 +173,7 @@ def fused_init(seed=None):
     """
     from ._patch import patched
 
+    _check_seed("fused_init", seed)
     tree = _Tree() if seed is not None else None
     try:
         with patched(), _capture.Capture(resolve=_Keyed(seed, tree=tree) if tree else None) as cap:
@@ -244,6 +250,7 @@ def init_module(module, fn=None, *, seed=None, _watch=None):
         raise TypeError(f"paramops.init_module: module must be a torch.nn.Module, got {type(module).__name__}")
     if fn is not None and not callable(fn):
         raise TypeError(f"paramops.init_module: fn must be callable, got {type(fn).__name__}")
+    _check_seed("init_module", seed)
     resolve = _Keyed(seed, names=_Names().add(module)) if seed is not None else None
     cap = _capture.Capture(resolve=resolve, watch=_watch)
     with patched(), cap:
@@ -267,6 +274,7 @@ def materialize(module, device=None, *, seed=None):
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"paramops.materialize: module must be a torch.nn.Module, got {type(module).__name__}")
+    _check_seed("materialize", seed)
     if device is None:
         device = torch.get_default_device()
         if device.type == "meta":
