@@ -52,9 +52,13 @@ def _run(op, tensor, args, generator, seed, stream, offset):
         if tensor.numel() > 0:
             cap.record(tensor, _capture.KIND_OF[op.__name__], args, s, _i64(stream), int(offset))
         return tensor
-    s = _i64(draw_seed(generator) if seed is None else seed)
-    with torch.no_grad():
-        op(tensor, *args, seed=s, stream=_i64(stream), offset=int(offset))
+    s = draw_seed(generator) if seed is None else _i64(seed)
+    grad = torch.is_grad_enabled()  # cheaper than `with torch.no_grad()`, which matters for tiny tensors
+    torch._C._set_grad_enabled(False)
+    try:
+        op(tensor, *args, seed=s, stream=_i64(stream) if stream else 0, offset=int(offset))
+    finally:
+        torch._C._set_grad_enabled(grad)
     return tensor
 
 
