@@ -1,12 +1,14 @@
 """Op schemas, fake kernels and the Python (reference) backend of torch.ops.paramops.
 
 The schemas live here, not in the .so, so the ops exist without the compiled
-extension. csrc/cpu/ops.cpp only registers CPU kernels for them.
+extension. csrc/cpu/ops.cpp and multi.cpp only register CPU kernels for them;
+multi_init_'s checks, reference and fake kernel are in paramops/multi.py.
 """
 import torch
 
 from . import _checks
 from . import _reference as R
+from . import multi as _multi
 
 SCHEMAS = {
     "uniform_": "(Tensor(a!) self, float a, float b, *, int seed, int stream=0, int offset=0) -> ()",
@@ -14,6 +16,7 @@ SCHEMAS = {
     "trunc_normal_": (
         "(Tensor(a!) self, float mean, float std, float a, float b, *, int seed, int stream=0, int offset=0) -> ()"),
     "fill_": "(Tensor(a!) self, float value) -> ()",
+    "multi_init_": _multi.SCHEMA,
 }
 
 for _name, _schema in SCHEMAS.items():
@@ -25,7 +28,7 @@ def _fake(*args, **kwargs):
 
 
 for _name in SCHEMAS:
-    torch.library.register_fake(f"paramops::{_name}")(_fake)
+    torch.library.register_fake(f"paramops::{_name}")(_multi.fake_multi_init_ if _name == "multi_init_" else _fake)
 
 
 def _write(self, dist, params, seed, stream, offset):
@@ -56,7 +59,7 @@ def ref_fill_(self, value):
 
 
 REFERENCE = {"uniform_": ref_uniform_, "normal_": ref_normal_, "trunc_normal_": ref_trunc_normal_,
-             "fill_": ref_fill_}
+             "fill_": ref_fill_, "multi_init_": _multi.ref_multi_init_}
 
 
 def register_reference(device_type):

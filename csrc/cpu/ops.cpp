@@ -23,18 +23,14 @@
 #include <vector>
 
 #include "cpu/job.h"
+#include "cpu/ops_common.h"
 #include "paramops/transforms.h"
 
 namespace paramops {
 namespace cpu {
-namespace {
-
-constexpr int64_t kGrain = 32768;  // elements: below 2 * kGrain, one thread
-constexpr int64_t kBlock = 65536;  // elements per block handed to a thread
-
-using GenFn = void (*)(const Job&, int64_t, int64_t, void*, int64_t);
 
 // ---------------------------------------------------------------- ISA
+namespace {
 #if defined(__x86_64__) || defined(__i386__)
 bool cpu_has_avx512() {
   __builtin_cpu_init();
@@ -50,14 +46,8 @@ bool cpu_has_avx2() {
 bool cpu_has_avx512() { return false; }
 bool cpu_has_avx2() { return false; }
 #endif
+}  // namespace
 
-struct Isa {
-  const char* name;
-  GenFn gen;
-};
-
-// PARAMOPS_CPU_ISA=avx512|avx2|base forces one path (read at every call, so
-// tests can switch); unset, empty or "auto" takes the best the CPU has.
 Isa choose_isa() {
   static const bool has512 = cpu_has_avx512();
   static const bool has2 = cpu_has_avx2();
@@ -83,22 +73,10 @@ Isa choose_isa() {
   return {nullptr, nullptr};
 }
 
-// ---------------------------------------------------------------- FP state
-// IEEE defaults (round to nearest even, no flush-to-zero/denormals-are-zero)
-// for the checks and the per-call parameters on the calling thread, so that
-// e.g. torch.set_flush_denormal(True) changes neither a check nor a value.
-// The generators do the same on every worker thread (generate.h).
-struct IeeeDefaults {
-#if defined(__x86_64__) || defined(__i386__)
-  unsigned saved;
-  IeeeDefaults() : saved(__builtin_ia32_stmxcsr()) { __builtin_ia32_ldmxcsr(0x1F80u); }
-  ~IeeeDefaults() { __builtin_ia32_ldmxcsr(saved); }
-#endif
-};
-
 // ---------------------------------------------------------------- checks
 // Messages match paramops/_checks.py (the Python side), so numbers are
-// printed as Python's repr() prints a float and dtypes as torch.<name>.
+// printed as Python's repr() prints a float and dtypes as torch.<name>;
+// multi_init_ names its entry (Subject, ops_common.h) as paramops/multi.py does.
 const char* dtype_name(int dt) {
   switch (dt) {
     case DT_F16: return "torch.float16";
@@ -107,7 +85,9 @@ const char* dtype_name(int dt) {
     default: return "torch.float64";
   }
 }
+namespace {
 const char* compute_name(int dt) { return dt == DT_F64 ? "torch.float64" : "torch.float32"; }
+}  // namespace
 
 // repr() of a Python float: the shortest digits that round-trip, fixed
 // notation for exponents in [-4, 16), else d.ddde+XX.
@@ -144,6 +124,7 @@ std::string py_float(double v) {
   return out;
 }
 
+namespace {
 std::string torch_layout(at::Layout l) {
   switch (l) {
     case at::kSparse: return "torch.sparse_coo";
@@ -155,13 +136,17 @@ std::string torch_layout(at::Layout l) {
     default: return "a non-strided layout";
   }
 }
+}  // namespace
 
 std::string torch_dtype(at::ScalarType st) {
   return "torch." + std::string(c10::getDtypeNames(st).first);
 }
 
 // Checks self and returns its paramops::DType.
-int check_self(const at::Tensor& self, const char* op) {
+int check_self(const at::Tensor& self, const Subject& s) {
+  const char* op = s.op;
+  TORCH_CHECK_TYPE(self.layout() == at::kStrided, "paramops.", op, ": ", s.self(),
+                   " must be a dense (strided) tensor, got layout ", torch_layout(self.layout()));
   int dt = -1;
   switch (self.scalar_type()) {
     case at::kHalf: dt = DT_F16; break;
@@ -169,63 +154,44 @@ int check_self(const at::Tensor& self, const char* op) {
     case at::kFloat: dt = DT_F32; break;
     case at::kDouble: dt = DT_F64; break;
     default:
-      TORCH_CHECK_TYPE(false, "paramops.", op,
-                       ": self must be a float16, bfloat16, float32 or float64 tensor, got ",
+      TORCH_CHECK_TYPE(false, "paramops.", op, ": ", s.self(),
+                       " must be a float16, bfloat16, float32 or float64 tensor, got ",
                        torch_dtype(self.scalar_type()));
   }
-  TORCH_CHECK_TYPE(self.layout() == at::kStrided, "paramops.", op,
-                   ": self must be a dense (strided) tensor, got layout ", torch_layout(self.layout()));
   TORCH_CHECK(self.device().is_cpu(), "paramops.", op,
               ": the CPU kernel got a tensor on ", self.device().str());
-  TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes, "paramops.", op,
-              ": self has overlapping elements in memory (e.g. from expand()); write into a "
+  TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes, "paramops.", op, ": ",
+              s.self(), " has overlapping elements in memory (e.g. from expand()); write into a "
               "tensor with distinct elements");
   return dt;
 }
 
-void check_finite(double v, const char* op, const char* name) {
-  TORCH_CHECK_VALUE(std::isfinite(v), "paramops.", op, ": ", name, " must be finite, got ",
+namespace {
+void check_finite(double v, const Subject& s, const char* name) {
+  TORCH_CHECK_VALUE(std::isfinite(v), "paramops.", s.op, ": ", name, s.of(), " must be finite, got ",
                     py_float(v));
 }
 
 // A parameter the kernels use in the compute type (float for 16/32-bit outputs)
 // must stay finite there, or the values would be inf/NaN.
-void check_fits_compute(double v, int dt, const char* op, const char* name) {
-  TORCH_CHECK_VALUE(dt == DT_F64 || std::isfinite(static_cast<float>(v)), "paramops.", op, ": ",
-                    name, " ", py_float(v), " overflows torch.float32");
+void check_fits_compute(double v, int dt, const Subject& s, const char* name) {
+  TORCH_CHECK_VALUE(dt == DT_F64 || std::isfinite(static_cast<float>(v)), "paramops.", s.op, ": ",
+                    name, " ", py_float(v), s.of(), " overflows torch.float32");
 }
+}  // namespace
 
-void check_offset(const at::Tensor& self, int64_t offset, const char* op) {
+void check_offset(const at::Tensor& self, int64_t offset, const Subject& s) {
+  const char* op = s.op;
   // std::to_string, not an ostream: on the GPU box (torch 2.11, g++ 13) streaming an
   // integer into c10::str from this library crashed in libstdc++'s num_put.
-  TORCH_CHECK_VALUE(offset >= 0, "paramops.", op, ": offset must be >= 0, got ",
+  TORCH_CHECK_VALUE(offset >= 0, "paramops.", op, ": offset", s.of(), " must be >= 0, got ",
                     std::to_string(offset));
   TORCH_CHECK_VALUE(offset <= std::numeric_limits<int64_t>::max() - self.numel(), "paramops.", op,
-                    ": offset + numel overflows int64");
+                    ": offset + numel", s.of(), " overflows int64");
 }
 
 // ---------------------------------------------------------------- driver
-// Runs fn(b, e) over [0, n) in blocks of `block` that at::parallel_for's
-// threads take one after another from a shared counter, so that a thread whose
-// core is busy with something else does less of the work instead of holding
-// up the op (at::parallel_for alone gives each thread one fixed share).
-// Values do not depend on who computes which block.
-template <class F>
-void parallel_blocks(int64_t n, int64_t block, int64_t grain, const F& fn) {
-  const int64_t nblocks = (n + block - 1) / block;
-  const int64_t nthreads = std::min<int64_t>(at::get_num_threads(), nblocks);
-  if (n < 2 * grain || nthreads <= 1 || at::in_parallel_region()) {
-    fn(0, n);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, nthreads, 1, [&](int64_t, int64_t) {
-    for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < nblocks;) {
-      fn(k * block, std::min(n, (k + 1) * block));
-    }
-  });
-}
-
+namespace {
 struct Dim {
   int64_t size, stride;
 };
@@ -337,6 +303,8 @@ void run_blocked(const std::vector<Dim>& dims, char* data, int64_t esize, const 
   });
 }
 
+}  // namespace
+
 void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
   const int64_t numel = self.numel();
   if (numel == 0) return;
@@ -395,6 +363,7 @@ void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen) {
   });
 }
 
+namespace {
 Job make_job(int dist, int dt, int64_t seed, int64_t stream) {
   Job job;
   std::memset(&job, 0, sizeof(job));
@@ -404,89 +373,75 @@ Job make_job(int dist, int dt, int64_t seed, int64_t stream) {
   job.stream = static_cast<uint64_t>(stream);
   return job;
 }
+}  // namespace
 
-// ---------------------------------------------------------------- ops
-void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
-                 int64_t offset) {
-  const char* op = "uniform_";
-  IeeeDefaults fp_defaults;
-  const int dt = check_self(self, op);
-  check_finite(a, op, "a");
-  check_finite(b, op, "b");
-  TORCH_CHECK_VALUE(a < b, "paramops.uniform_: a must be less than b, got a=", py_float(a),
-                    ", b=", py_float(b));
+// ---------------------------------------------------------------- parameters
+Job uniform_job(int dt, double a, double b, int64_t seed, int64_t stream, const Subject& s) {
+  const char* op = s.op;
+  check_finite(a, s, "a");
+  check_finite(b, s, "b");
+  TORCH_CHECK_VALUE(a < b, "paramops.", op, ": a", s.of(), " must be less than b, got a=",
+                    py_float(a), ", b=", py_float(b));
   Job job = make_job(DIST_UNIFORM, dt, seed, stream);
   if (dt == DT_F64) {
     job.pd[0] = a;
     job.pd[1] = b - a;
-    TORCH_CHECK_VALUE(std::isfinite(job.pd[1]), "paramops.uniform_: b - a overflows torch.float64");
+    TORCH_CHECK_VALUE(std::isfinite(job.pd[1]), "paramops.", op, ": b - a", s.of(),
+                      " overflows torch.float64");
   } else {
     job.pf[0] = static_cast<float>(a);
     job.pf[1] = static_cast<float>(b) - static_cast<float>(a);
-    TORCH_CHECK_VALUE(std::isfinite(job.pf[1]), "paramops.uniform_: b - a overflows torch.float32");
+    TORCH_CHECK_VALUE(std::isfinite(job.pf[1]), "paramops.", op, ": b - a", s.of(),
+                      " overflows torch.float32");
   }
-  check_offset(self, offset, op);
-  const GenFn gen = choose_isa().gen;
-  run(self, job, offset, gen);
+  return job;
 }
 
-void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
-                int64_t offset) {
-  const char* op = "normal_";
-  IeeeDefaults fp_defaults;
-  const int dt = check_self(self, op);
-  check_finite(mean, op, "mean");
-  check_finite(std, op, "std");
-  TORCH_CHECK_VALUE(std >= 0.0, "paramops.normal_: std must be >= 0, got ", py_float(std));
-  check_fits_compute(mean, dt, op, "mean");
-  check_fits_compute(std, dt, op, "std");
+Job normal_job(int dt, double mean, double std, int64_t seed, int64_t stream, const Subject& s) {
+  check_finite(mean, s, "mean");
+  check_finite(std, s, "std");
+  TORCH_CHECK_VALUE(std >= 0.0, "paramops.", s.op, ": std", s.of(), " must be >= 0, got ",
+                    py_float(std));
+  check_fits_compute(mean, dt, s, "mean");
+  check_fits_compute(std, dt, s, "std");
   Job job = make_job(DIST_NORMAL, dt, seed, stream);
   job.pd[0] = mean;
   job.pd[1] = std;
   job.pf[0] = static_cast<float>(mean);
   job.pf[1] = static_cast<float>(std);
-  check_offset(self, offset, op);
-  const GenFn gen = choose_isa().gen;
-  run(self, job, offset, gen);
+  return job;
 }
 
-void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a, double b,
-                      int64_t seed, int64_t stream, int64_t offset) {
-  const char* op = "trunc_normal_";
-  IeeeDefaults fp_defaults;
-  const int dt = check_self(self, op);
-  check_finite(mean, op, "mean");
-  check_finite(std, op, "std");
-  check_finite(a, op, "a");
-  check_finite(b, op, "b");
-  TORCH_CHECK_VALUE(std > 0.0, "paramops.trunc_normal_: std must be > 0, got ", py_float(std));
-  check_fits_compute(mean, dt, op, "mean");
-  check_fits_compute(std, dt, op, "std");
-  TORCH_CHECK_VALUE(a < b, "paramops.trunc_normal_: a must be less than b, got a=", py_float(a),
-                    ", b=", py_float(b));
+Job trunc_normal_job(int dt, double mean, double std, double a, double b, int64_t seed,
+                     int64_t stream, const Subject& s) {
+  const char* op = s.op;
+  check_finite(mean, s, "mean");
+  check_finite(std, s, "std");
+  check_finite(a, s, "a");
+  check_finite(b, s, "b");
+  TORCH_CHECK_VALUE(std > 0.0, "paramops.", op, ": std", s.of(), " must be > 0, got ", py_float(std));
+  check_fits_compute(mean, dt, s, "mean");
+  check_fits_compute(std, dt, s, "std");
+  TORCH_CHECK_VALUE(a < b, "paramops.", op, ": a", s.of(), " must be less than b, got a=",
+                    py_float(a), ", b=", py_float(b));
   const double lo = dtype_bound(a, dt, true), hi = dtype_bound(b, dt, false);
-  TORCH_CHECK_VALUE(lo <= hi, "paramops.trunc_normal_: no ", dtype_name(dt),
-                    " value lies in [a, b] = [", py_float(a), ", ", py_float(b), "]");
-  const TruncSetup s = trunc_setup(mean, std, a, b, dt == DT_F64);
-  TORCH_CHECK_VALUE(s.ok, "paramops.trunc_normal_: [a, b] = [", py_float(a), ", ", py_float(b),
-                    "] lies too far in the tail of the normal distribution (mean=", py_float(mean),
-                    ", std=", py_float(std), ") to sample in ", compute_name(dt));
+  TORCH_CHECK_VALUE(lo <= hi, "paramops.", op, ": no ", dtype_name(dt), " value lies in [a, b] = [",
+                    py_float(a), ", ", py_float(b), "]", s.of());
+  const TruncSetup t = trunc_setup(mean, std, a, b, dt == DT_F64);
+  TORCH_CHECK_VALUE(t.ok, "paramops.", op, ": [a, b] = [", py_float(a), ", ", py_float(b), "]",
+                    s.of(), " lies too far in the tail of the normal distribution (mean=",
+                    py_float(mean), ", std=", py_float(std), ") to sample in ", compute_name(dt));
   Job job = make_job(DIST_TRUNC, dt, seed, stream);
-  const double p[6] = {s.pa, s.dp, mean, s.sstd, lo, hi};
+  const double p[6] = {t.pa, t.dp, mean, t.sstd, lo, hi};
   for (int k = 0; k < 6; ++k) {
     job.pd[k] = p[k];
     job.pf[k] = static_cast<float>(p[k]);
   }
-  check_offset(self, offset, op);
-  const GenFn gen = choose_isa().gen;
-  run(self, job, offset, gen);
+  return job;
 }
 
-void fill_cpu(const at::Tensor& self, double value) {
-  const char* op = "fill_";
-  IeeeDefaults fp_defaults;
-  const int dt = check_self(self, op);
-  check_finite(value, op, "value");
+void check_fill(int dt, double value, const Subject& s) {
+  check_finite(value, s, "value");
   double max = 0.0;
   switch (dt) {
     case DT_F16: max = 65504.0; break;
@@ -494,8 +449,50 @@ void fill_cpu(const at::Tensor& self, double value) {
     case DT_F32: max = static_cast<double>(std::numeric_limits<float>::max()); break;
     default: max = std::numeric_limits<double>::max(); break;
   }
-  TORCH_CHECK_VALUE(std::fabs(value) <= max, "paramops.fill_: value ", py_float(value),
+  TORCH_CHECK_VALUE(std::fabs(value) <= max, "paramops.", s.op, ": value ", py_float(value), s.of(),
                     " overflows ", dtype_name(dt));
+}
+
+// ---------------------------------------------------------------- ops
+namespace {
+void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
+                 int64_t offset) {
+  const Subject s{"uniform_"};
+  IeeeDefaults fp_defaults;
+  const int dt = check_self(self, s);
+  const Job job = uniform_job(dt, a, b, seed, stream, s);
+  check_offset(self, offset, s);
+  const GenFn gen = choose_isa().gen;
+  run(self, job, offset, gen);
+}
+
+void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
+                int64_t offset) {
+  const Subject s{"normal_"};
+  IeeeDefaults fp_defaults;
+  const int dt = check_self(self, s);
+  const Job job = normal_job(dt, mean, std, seed, stream, s);
+  check_offset(self, offset, s);
+  const GenFn gen = choose_isa().gen;
+  run(self, job, offset, gen);
+}
+
+void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a, double b,
+                      int64_t seed, int64_t stream, int64_t offset) {
+  const Subject s{"trunc_normal_"};
+  IeeeDefaults fp_defaults;
+  const int dt = check_self(self, s);
+  const Job job = trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
+  check_offset(self, offset, s);
+  const GenFn gen = choose_isa().gen;
+  run(self, job, offset, gen);
+}
+
+void fill_cpu(const at::Tensor& self, double value) {
+  const Subject s{"fill_"};
+  IeeeDefaults fp_defaults;
+  const int dt = check_self(self, s);
+  check_fill(dt, value, s);
   if (self.numel() == 0) return;
   // Below autograd: the op as a whole is what autograd sees.
   at::AutoDispatchBelowADInplaceOrView guard;

@@ -1,0 +1,98 @@
+// paramops CPU kernels: what the torch bindings (ops.cpp: the single-tensor
+// ops, multi.cpp: multi_init_) share. Definitions live in ops.cpp, except the
+// small inline pieces below.
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+
+#include "cpu/job.h"
+
+namespace paramops {
+namespace cpu {
+
+constexpr int64_t kGrain = 32768;  // elements: below 2 * kGrain, one thread
+constexpr int64_t kBlock = 65536;  // elements per block handed to a thread
+
+using GenFn = void (*)(const Job&, int64_t, int64_t, void*, int64_t);
+
+struct Isa {
+  const char* name;
+  GenFn gen;
+};
+
+// PARAMOPS_CPU_ISA=avx512|avx2|base forces one path (read at every call, so
+// tests can switch); unset, empty or "auto" takes the best the CPU has.
+Isa choose_isa();
+
+// IEEE defaults (round to nearest even, no flush-to-zero/denormals-are-zero)
+// for the checks and the per-call parameters on the calling thread, so that
+// e.g. torch.set_flush_denormal(True) changes neither a check nor a value.
+// The generators do the same on every worker thread (generate.h).
+struct IeeeDefaults {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned saved;
+  IeeeDefaults() : saved(__builtin_ia32_stmxcsr()) { __builtin_ia32_ldmxcsr(0x1F80u); }
+  ~IeeeDefaults() { __builtin_ia32_ldmxcsr(saved); }
+#endif
+};
+
+// Whom a check message names. The single-tensor ops say "self" and "std";
+// multi_init_ names its entry: "tensors[3]", "std of tensors[3]". Built only
+// when a check fails (TORCH_CHECK evaluates its message lazily).
+struct Subject {
+  const char* op;      // "normal_", "multi_init_", ...
+  int64_t index = -1;  // the entry of multi_init_; -1 for a single-tensor op
+  std::string self() const { return index < 0 ? "self" : "tensors[" + std::to_string(index) + "]"; }
+  std::string of() const { return index < 0 ? "" : " of tensors[" + std::to_string(index) + "]"; }
+};
+
+// Messages match paramops/_checks.py (the single ops) and paramops/multi.py
+// (multi_init_): numbers as Python's repr() prints a float, dtypes as torch.<name>.
+std::string py_float(double v);
+const char* dtype_name(int dt);
+std::string torch_dtype(at::ScalarType st);
+
+// Checks layout, dtype, device (CPU) and internal overlap; returns the paramops::DType.
+int check_self(const at::Tensor& self, const Subject& s);
+void check_offset(const at::Tensor& self, int64_t offset, const Subject& s);
+
+// Check the parameters of one op on a tensor of DType dt and build its Job
+// (parameters rounded to the compute type).
+Job uniform_job(int dt, double a, double b, int64_t seed, int64_t stream, const Subject& s);
+Job normal_job(int dt, double mean, double std, int64_t seed, int64_t stream, const Subject& s);
+Job trunc_normal_job(int dt, double mean, double std, double a, double b, int64_t seed,
+                     int64_t stream, const Subject& s);
+// Checks the value of fill_ (finite, representable in dt).
+void check_fill(int dt, double value, const Subject& s);
+
+// Writes elements [offset, offset + numel) of job's stream into self, any
+// strides, threads included.
+void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen);
+
+// Runs fn(b, e) over [0, n) in blocks of `block` that at::parallel_for's
+// threads take one after another from a shared counter, so that a thread whose
+// core is busy with something else does less of the work instead of holding
+// up the op (at::parallel_for alone gives each thread one fixed share).
+// Values do not depend on who computes which block.
+template <class F>
+void parallel_blocks(int64_t n, int64_t block, int64_t grain, const F& fn) {
+  const int64_t nblocks = (n + block - 1) / block;
+  const int64_t nthreads = std::min<int64_t>(at::get_num_threads(), nblocks);
+  if (n < 2 * grain || nthreads <= 1 || at::in_parallel_region()) {
+    fn(0, n);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, nthreads, 1, [&](int64_t, int64_t) {
+    for (int64_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < nblocks;) {
+      fn(k * block, std::min(n, (k + 1) * block));
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace paramops

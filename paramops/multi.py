@@ -1,0 +1,439 @@
+"""multi_init_: initialize a whole list of tensors with one op call.
+
+    paramops.multi_init_([w1, w2, b1], ["normal", "normal", "fill"],
+                         [(0.0, 0.02), (0.0, 0.02), (0.0,)])
+
+Tensor i gets exactly the bits that the single op (paramops.uniform_, normal_,
+trunc_normal_, fill_) writes with the same seed, stream and offset. The op,
+torch.ops.paramops.multi_init_, takes flat lists (4 parameters per tensor); its CPU
+kernel (csrc/cpu/multi.cpp) writes all contiguous tensors in one parallel pass.
+
+This module also holds the op's Python side: the argument checks (the reference backend
+and meta tensors; the C++ kernel raises the same messages), the reference
+implementation and the fake kernel, which paramops/_ops.py registers.
+"""
+import math
+import numbers
+import operator
+
+import numpy as np
+import torch
+
+from . import _checks
+from . import _reference as R
+
+SCHEMA = ("(Tensor(a!)[] tensors, int[] kinds, float[] params, int[] seeds, int[] streams, "
+          "int[] offsets) -> ()")
+
+UNIFORM, NORMAL, TRUNC, FILL = 0, 1, 2, 3
+_DIST = {UNIFORM: "uniform", NORMAL: "normal", TRUNC: "trunc_normal"}
+_CODES = {"uniform": UNIFORM, "uniform_": UNIFORM, "normal": NORMAL, "normal_": NORMAL,
+          "trunc_normal": TRUNC, "trunc_normal_": TRUNC, "fill": FILL, "fill_": FILL,
+          "constant": FILL, "constant_": FILL}
+_ARITY = {UNIFORM: 2, NORMAL: 2, TRUNC: 4, FILL: 1}
+_FORM = {UNIFORM: "(a, b)", NORMAL: "(mean, std)", TRUNC: "(mean, std, a, b)", FILL: "(value,)"}
+_PAD = {k: (0.0,) * (4 - n) for k, n in _ARITY.items()}
+_INT64_MAX = (1 << 63) - 1
+_F32_OVERFLOW = float.fromhex("0x1.ffffffp127")  # |v| >= this rounds to inf in float32
+_OP = "paramops.multi_init_"
+
+
+# ------------------------------------------------------------------ op checks
+# The same checks, in the same order and with the same messages, as csrc/cpu/multi.cpp
+# (the tests compare them): list lengths; then entry by entry its kind, device, the
+# single op's checks naming "tensors[i]"; then that no two entries share memory.
+
+def _length(name, got, want, per):
+    if got != want:
+        raise ValueError(f"{_OP}: {name} must have {per} ({want}), got {got}")
+
+
+def _finite(v, name, of):
+    if not math.isfinite(v):
+        raise ValueError(f"{_OP}: {name}{of} must be finite, got {v}")
+
+
+def _fits_compute(v, dtype, name, of):
+    if dtype != torch.float64 and abs(v) >= _F32_OVERFLOW:
+        raise ValueError(f"{_OP}: {name} {v}{of} overflows torch.float32")
+
+
+def _check_tensor(t, i):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{_OP}: tensors[{i}] must be a torch.Tensor, got {type(t).__name__}")
+
+
+def _check_self(t, i):
+    if t.layout != torch.strided:
+        raise TypeError(f"{_OP}: tensors[{i}] must be a dense (strided) tensor, got layout {t.layout}")
+    if t.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"{_OP}: tensors[{i}] must be a float16, bfloat16, float32 or float64 tensor, "
+                        f"got {t.dtype}")
+    if t.device.type not in _checks.DEVICES:
+        raise RuntimeError(f"{_OP}: no backend for device '{t.device}' of tensors[{i}]; paramops runs on "
+                           f"{', '.join(_checks.DEVICES)}")
+    if t.device.type != "meta" and torch._debug_has_internal_overlap(t) == 1:
+        raise RuntimeError(f"{_OP}: tensors[{i}] has overlapping elements in memory (e.g. from expand()); "
+                           "write into a tensor with distinct elements")
+
+
+def _check_params(t, kind, p, of):
+    dtype = t.dtype
+    c = _checks._compute(dtype)
+    if kind == UNIFORM:
+        a, b = p[0], p[1]
+        _finite(a, "a", of)
+        _finite(b, "b", of)
+        if not a < b:
+            raise ValueError(f"{_OP}: a{of} must be less than b, got a={a}, b={b}")
+        ftype = np.float64 if c == torch.float64 else np.float32
+        with np.errstate(over="ignore"):
+            if not np.isfinite(ftype(b) - ftype(a)):  # the range as the kernels compute it
+                raise ValueError(f"{_OP}: b - a{of} overflows {c}")
+    elif kind == NORMAL:
+        mean, std = p[0], p[1]
+        _finite(mean, "mean", of)
+        _finite(std, "std", of)
+        if not std >= 0:
+            raise ValueError(f"{_OP}: std{of} must be >= 0, got {std}")
+        _fits_compute(mean, dtype, "mean", of)
+        _fits_compute(std, dtype, "std", of)
+    elif kind == TRUNC:
+        mean, std, a, b = p
+        for name, v in (("mean", mean), ("std", std), ("a", a), ("b", b)):
+            _finite(v, name, of)
+        if not std > 0:
+            raise ValueError(f"{_OP}: std{of} must be > 0, got {std}")
+        _fits_compute(mean, dtype, "mean", of)
+        _fits_compute(std, dtype, "std", of)
+        if not a < b:
+            raise ValueError(f"{_OP}: a{of} must be less than b, got a={a}, b={b}")
+        if R.dtype_bound(a, dtype, True) > R.dtype_bound(b, dtype, False):
+            raise ValueError(f"{_OP}: no {dtype} value lies in [a, b] = [{a}, {b}]{of}")
+        if not R.trunc_setup(mean, std, a, b, dtype == torch.float64)[3]:
+            raise ValueError(f"{_OP}: [a, b] = [{a}, {b}]{of} lies too far in the tail of the normal "
+                             f"distribution (mean={mean}, std={std}) to sample in {c}")
+    else:
+        value = p[0]
+        _finite(value, "value", of)
+        if abs(value) > torch.finfo(dtype).max:
+            raise ValueError(f"{_OP}: value {value}{of} overflows {dtype}")
+
+
+def _check_offset(t, off, of):
+    if off < 0:
+        raise ValueError(f"{_OP}: offset{of} must be >= 0, got {off}")
+    if off + t.numel() > _INT64_MAX:
+        raise ValueError(f"{_OP}: offset + numel{of} overflows int64")
+
+
+def validate(tensors, kinds, params, seeds, streams, offsets):
+    """All checks of multi_init_; raises before anything is written."""
+    n = len(tensors)
+    one = "one entry per tensor"
+    _length("kinds", len(kinds), n, one)
+    _length("params", len(params), 4 * n, "4 entries per tensor")
+    _length("seeds", len(seeds), n, one)
+    _length("streams", len(streams), n, one)
+    _length("offsets", len(offsets), n, one)
+    dev0 = None
+    for i, t in enumerate(tensors):
+        kind = kinds[i]
+        if kind not in _ARITY:
+            raise ValueError(f"{_OP}: kinds[{i}] must be 0 (uniform), 1 (normal), 2 (trunc_normal) or 3 (fill), "
+                             f"got {kind}")
+        _check_tensor(t, i)
+        if dev0 is None:
+            dev0 = t.device
+        elif t.device != dev0:
+            raise RuntimeError(f"{_OP}: tensors[{i}] is on {t.device} but tensors[0] is on {dev0}; "
+                               "all tensors must be on one device")
+        _check_self(t, i)
+        of = f" of tensors[{i}]"
+        _check_params(t, kind, params[4 * i:4 * i + 4], of)
+        if kind != FILL:
+            _check_offset(t, offsets[i], of)
+    if dev0 is not None and dev0.type != "meta":
+        check_disjoint(tensors)
+
+
+# ------------------------------------------------------------------ disjointness
+# Exact: entries may interleave (w[:, :k] and w[:, k:], w[:, ::2] and w[:, 1::2]) as long
+# as no byte is shared. The same algorithm as csrc/cpu/multi.cpp.
+
+def _layout(t):
+    isz = t.element_size()
+    dims = sorted(((n, s * isz) for n, s in zip(t.shape, t.stride()) if n > 1), key=lambda d: -d[1])
+    return isz, dims
+
+
+def _span(lay, d):
+    isz, dims = lay
+    return isz + sum((n - 1) * s for n, s in dims[d:])
+
+
+def _sets_overlap(x, xd, xb, y, yd, yb):
+    """Whether the strided byte-interval sets x (dims from xd, start xb) and y share a byte."""
+    xs, ys = _span(x, xd), _span(y, yd)
+    if xb >= yb + ys or yb >= xb + xs:
+        return False
+    nxd, nyd = len(x[1]), len(y[1])
+    xe, ye = xd == nxd, yd == nyd
+    if xe and ye:
+        return True
+    if (xe or xd + 1 == nxd) and (ye or yd + 1 == nyd):
+        st = y[1][yd][1] if xe else x[1][xd][1]
+        if (xe or x[1][xd][1] == st) and (ye or y[1][yd][1] == st):
+            nx = 1 if xe else x[1][xd][0]
+            ny = 1 if ye else y[1][yd][0]
+            tlo = max((yb - xb - x[0]) // st + 1, -(ny - 1))
+            thi = min(-(-(yb - xb + y[0]) // st) - 1, nx - 1)
+            return tlo <= thi
+    split_x = ye or (not xe and x[1][xd][1] >= y[1][yd][1])
+    a, ad, ab, o, od, ob = (x, xd, xb, y, yd, yb) if split_x else (y, yd, yb, x, xd, xb)
+    n, st = a[1][ad]
+    inner, os_ = _span(a, ad + 1), _span(o, od)
+    k0 = max(0, (ob - ab - inner) // st + 1)
+    k1 = min(n - 1, -(-(ob + os_ - ab) // st) - 1)
+    for k in range(k0, k1 + 1):
+        if _sets_overlap(a, ad + 1, ab + k * st, o, od, ob):
+            return True
+    return False
+
+
+def tensors_overlap(a, b):
+    """Whether tensors a and b (numel > 0) share a byte of memory."""
+    pa, pb = a.data_ptr(), b.data_ptr()
+    origin = min(pa, pb)
+    return _sets_overlap(_layout(a), 0, pa - origin, _layout(b), 0, pb - origin)
+
+
+def check_disjoint(tensors):
+    """Raise for the first entry j that shares memory with an earlier entry i (smallest i)."""
+    ext = []
+    for i, t in enumerate(tensors):
+        if t.numel() == 0:
+            continue
+        p, isz = t.data_ptr(), t.element_size()
+        reach = [(n - 1) * s for n, s in zip(t.shape, t.stride())]
+        lo = sum(r for r in reach if r < 0)
+        hi = sum(r for r in reach if r > 0)
+        ext.append((p + lo * isz, p + (hi + 1) * isz, i))
+    ext.sort()
+    reach, hit = 0, False
+    for lo, hi, _ in ext:
+        if lo < reach:
+            hit = True
+            break
+        reach = max(reach, hi)
+    if not hit:
+        return
+    best = None  # (j, i)
+    active = []
+    for lo, hi, i in ext:
+        active = [e for e in active if e[1] > lo]
+        for e in active:
+            pair = (max(e[2], i), min(e[2], i))
+            if (best is None or pair < best) and tensors_overlap(tensors[pair[1]], tensors[pair[0]]):
+                best = pair
+        active.append((lo, hi, i))
+    if best is not None:
+        raise RuntimeError(f"{_OP}: tensors[{best[1]}] and tensors[{best[0]}] overlap in memory; the entries "
+                           "would be written concurrently, so each must have memory of its own")
+
+
+# ------------------------------------------------------------------ reference, fake
+def ref_multi_init_(tensors, kinds, params, seeds, streams, offsets):
+    """The Python backend of torch.ops.paramops.multi_init_ (any device)."""
+    from . import _ops
+
+    validate(tensors, kinds, params, seeds, streams, offsets)
+    for i, t in enumerate(tensors):
+        kind = kinds[i]
+        if kind == FILL:
+            if t.numel():
+                t.fill_(params[4 * i])
+        else:
+            p = tuple(params[4 * i:4 * i + _ARITY[kind]])
+            _ops._write(t, _DIST[kind], p, seeds[i], streams[i], offsets[i])
+
+
+def fake_multi_init_(tensors, kinds, params, seeds, streams, offsets):
+    """Fake kernel: the checks that need no data (lengths, kinds, one device).
+
+    A list that mixes meta and other tensors dispatches here (Meta wins), so the device
+    check keeps such a call from passing as a no-op."""
+    n = len(tensors)
+    one = "one entry per tensor"
+    _length("kinds", len(kinds), n, one)
+    _length("params", len(params), 4 * n, "4 entries per tensor")
+    _length("seeds", len(seeds), n, one)
+    _length("streams", len(streams), n, one)
+    _length("offsets", len(offsets), n, one)
+    if not n:
+        return None
+    dev0 = tensors[0].device
+    for i, t in enumerate(tensors):
+        if kinds[i] not in _ARITY:
+            raise ValueError(f"{_OP}: kinds[{i}] must be 0 (uniform), 1 (normal), 2 (trunc_normal) or 3 (fill), "
+                             f"got {kinds[i]}")
+        if t.device != dev0:
+            raise RuntimeError(f"{_OP}: tensors[{i}] is on {t.device} but tensors[0] is on {dev0}; "
+                               "all tensors must be on one device")
+    return None
+
+
+# ------------------------------------------------------------------ public API
+def _kind_code(k, where):
+    if isinstance(k, str):
+        code = _CODES.get(k)
+        if code is None:
+            raise ValueError(f"{_OP}: {where} must be 'uniform', 'normal', 'trunc_normal' or 'fill' "
+                             f"(or 0, 1, 2, 3), got {k!r}")
+        return code
+    try:
+        code = operator.index(k)
+    except TypeError:
+        raise TypeError(f"{_OP}: {where} must be a name or an int, got {type(k).__name__}") from None
+    if code not in _ARITY:
+        raise ValueError(f"{_OP}: {where} must be 0 (uniform), 1 (normal), 2 (trunc_normal) or 3 (fill), "
+                         f"got {code}")
+    return code
+
+
+def _kinds(kinds, n):
+    """(list of codes, the code if one kind serves all, else None)."""
+    if isinstance(kinds, (str, numbers.Integral)):
+        code = _kind_code(kinds, "kinds")
+        return [code] * n, code
+    try:
+        kinds = list(kinds)
+    except TypeError:
+        raise TypeError(f"{_OP}: kinds must be a name, an int or a sequence of them, got {type(kinds).__name__}") from None
+    _length("kinds", len(kinds), n, "one entry per tensor")
+    codes = [_kind_code(k, f"kinds[{i}]") for i, k in enumerate(kinds)]
+    return codes, (codes[0] if codes and codes.count(codes[0]) == n else None)
+
+
+def _one_tuple(p, kind, where):
+    if isinstance(p, numbers.Real):
+        p = (p,)
+    try:
+        p = tuple(float(v) for v in p)
+    except TypeError:
+        raise TypeError(f"{_OP}: {where} must be a tuple of numbers, got {type(p).__name__}") from None
+    if len(p) != _ARITY[kind]:
+        raise ValueError(f"{_OP}: {where} for {_DIST.get(kind, 'fill')} must be {_FORM[kind]}, got {p}")
+    return p
+
+
+def _params(params, codes, single, n):
+    """Flat list, 4 floats per tensor."""
+    broadcast = isinstance(params, numbers.Real) or (
+        not isinstance(params, (str, bytes)) and len(params) > 0 and isinstance(params[0], numbers.Real))
+    if broadcast:
+        flat = None
+        for kind in ((single,) if single is not None else sorted(set(codes))):
+            p = _one_tuple(params, kind, "params")
+            flat = list(p + _PAD[kind])
+        return flat * n if flat is not None else []
+    params = list(params)
+    _length("params", len(params), n, "one tuple per tensor")
+    flat = []
+    extend = flat.extend
+    for i, (kind, p) in enumerate(zip(codes, params)):
+        if not (isinstance(p, (tuple, list)) and len(p) == _ARITY[kind]):
+            p = _one_tuple(p, kind, f"params[{i}]")
+        extend(map(float, p))
+        extend(_PAD[kind])
+    return flat
+
+
+def _per_tensor(name, v, n, conv):
+    if isinstance(v, numbers.Integral):
+        return [conv(v)] * n
+    out = [conv(x) for x in v]
+    _length(name, len(out), n, "one entry per tensor")
+    return out
+
+
+def _draw_seeds(n, generator):
+    """n seeds, equal to n successive draw_seed(generator) calls."""
+    from .ops import draw_seed
+
+    device = generator.device if generator is not None else torch.device("cpu")
+    if device.type == "cpu":
+        # One draw of n values: torch's CPU generator fills a randint tensor element by
+        # element in order, so this equals n scalar draws (tests/test_multi.py checks it).
+        return torch.randint(-(1 << 63), (1 << 63) - 1, (n,), dtype=torch.int64, generator=generator).tolist()
+    return [draw_seed(generator) for _ in range(n)]
+
+
+def multi_init_(tensors, kinds, params, *, seeds=None, streams=0, offsets=0, generator=None):
+    """Initialize every tensor of `tensors` in one op call; returns the list of tensors.
+
+    kinds: one kind for all or one per tensor, each a name ("uniform", "normal",
+      "trunc_normal", "fill"; also "uniform_", "normal_", "trunc_normal_", "fill_",
+      "constant") or its code 0, 1, 2, 3.
+    params: one tuple for all or a sequence with one tuple per tensor: (a, b) for uniform,
+      (mean, std) for normal, (mean, std, a, b) for trunc_normal (absolute bounds),
+      (value,) or a number for fill. A flat sequence of numbers is one tuple.
+    seeds: None draws one seed per tensor, in list order, from `generator` (or torch's
+      default generator) exactly as the single functions do (none for fill), so the result
+      equals calling paramops.normal_ & co. on the tensors one by one after the same
+      torch.manual_seed.
+      An int or a sequence of ints gives the seeds (taken modulo 2^64).
+    streams, offsets: an int for all or one per tensor, as in the single functions.
+
+    Tensor i gets the bits of the single op on it with its seed, stream and offset. All
+    arguments are checked before anything is written; a failed call draws no seed. On
+    meta tensors the call only checks its arguments.
+    """
+    from .ops import _i64  # not at import time: paramops.ops needs the ops defined (by _ops, which imports us)
+
+    if isinstance(tensors, torch.Tensor):
+        raise TypeError(f"{_OP}: tensors must be a sequence of tensors, got a torch.Tensor (pass [t])")
+    tensors = tensors if isinstance(tensors, list) else list(tensors)
+    n = len(tensors)
+    codes, single = _kinds(kinds, n)
+    flat = _params(params, codes, single, n)
+    streams = _per_tensor("streams", streams, n, _i64)
+    offsets = _per_tensor("offsets", offsets, n, int)
+    if seeds is not None:
+        seeds = _per_tensor("seeds", seeds, n, _i64)
+    if n == 0:
+        return tensors
+    t0 = tensors[0]
+    if isinstance(t0, torch.Tensor) and t0.device.type == "meta":
+        validate(tensors, codes, flat, seeds if seeds is not None else [0] * n, streams, offsets)
+        return tensors  # deferred init: a no-op, as in torch.nn.init
+
+    # The op checks everything before it writes; seeds drawn for a call that fails are
+    # given back by restoring the generator, so a failed call draws no seed.
+    state = gen = None
+    if seeds is None:
+        # One seed per random entry, in list order; fill entries draw none (as fill_).
+        nfill = (n if single == FILL else 0) if single is not None else codes.count(FILL)
+        seeds = [0] * n
+        if nfill < n:
+            gen = generator if generator is not None else torch.default_generator
+            state = gen.get_state()
+            drawn = _draw_seeds(n - nfill, generator)
+            if nfill:
+                it = iter(drawn)
+                seeds = [0 if k == FILL else next(it) for k in codes]
+            else:
+                seeds = drawn
+    try:
+        with torch.no_grad():
+            torch.ops.paramops.multi_init_(tensors, codes, flat, seeds, streams, offsets)
+    except BaseException:
+        if state is not None:
+            gen.set_state(state)
+        bad = next((i for i, t in enumerate(tensors) if not isinstance(t, torch.Tensor)), None)
+        if bad is None:
+            raise
+    else:
+        return tensors
+    # torch's own message for a list with a non-tensor names no index
+    _check_tensor(tensors[bad], bad)
