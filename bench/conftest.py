@@ -4,6 +4,8 @@ Run from the repo root:  .venv/bin/python -m pytest bench --benchmark-only
 The cases and the init loops come from paramops.bench, shared with
 `python -m paramops bench`.
 """
+import os
+
 import pytest
 import torch
 
@@ -16,6 +18,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["torch_threads"] = torch.get_num_threads()
     machine_info["paramops_commit"] = meta["paramops_commit"]
     machine_info["paramops_backend"] = paramops.backend_info()
+    try:  # CPU timings are only comparable on an idle machine
+        machine_info["loadavg_1min"] = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        pass
 
 
 @pytest.fixture(autouse=True)
