@@ -43,14 +43,22 @@ def fma32(a, b, c):
     return _round_odd_sum(p, _f64(c)).to(torch.float32)
 
 
+_SPLIT_MAX = 2.0 ** 996  # above this, a * (2^27 + 1) would overflow
+
+
 def _split(a):
-    t = a * 134217729.0  # 2^27 + 1
-    hi = t - (t - a)
-    return hi, a - hi
+    """Veltkamp split a = hi + lo (26 + 27 bits), exact; huge |a| are scaled by 2^-28 around
+    it (powers of two: still exact), so no intermediate overflows."""
+    big = a.abs() > _SPLIT_MAX
+    s = torch.where(big, a * 2.0 ** -28, a)
+    t = s * 134217729.0  # 2^27 + 1
+    hi = t - (t - s)
+    lo = s - hi
+    return torch.where(big, hi * 2.0 ** 28, hi), torch.where(big, lo * 2.0 ** 28, lo)
 
 
 def fma64(a, b, c):
-    """Correctly rounded fma of binary64 tensors (no overflow/underflow assumed)."""
+    """Correctly rounded fma of binary64 tensors (a*b and the result finite; no underflow assumed)."""
     a, b, c = _f64(a), _f64(b), _f64(c)
     uh = a * b
     ah, al = _split(a)

@@ -38,8 +38,7 @@ the tensor's device type; parameters that are not plain real numbers (e.g. tenso
 parameter values paramops' checks reject but torch accepts or rejects in its own way (e.g.
 ``uniform_`` with ``a == b``, which torch fills with ``a``; non-finite values; ``std <= 0``
 or bounds too far in the tail for ``trunc_normal_``; values that overflow the float32
-compute type; float64 ranges or stds above 2^996, where paramops' Python reference -- the
-CUDA backend for now -- loses precision to overflow). Where torch raises, the same exception
+compute type). Where torch raises, the same exception
 is raised before anything is written and before any seed is drawn (with torch 2.13; an older
 torch's trunc_normal_, delegated to, writes before it raises for bounds its dtype cannot hold). Each delegation is counted (``fallback_count()``,
 ``fallback_counts()``, ``reset_fallback_counts()``) so tests can assert that real models
@@ -137,10 +136,6 @@ _FLOAT_DTYPES = frozenset(_checks.FLOAT_DTYPES)
 _LIMITS = {dt: (float(torch.finfo(dt).min), float(torch.finfo(dt).max)) for dt in _FLOAT_DTYPES}
 _DEFAULT_DISPATCH = torch.Tensor.__torch_dispatch__
 _EXACT_INT = 1 << 53
-# paramops' Python reference (the CUDA backend for now) computes float64 values through a
-# Dekker split that overflows for scales above 2^996 (NaN where the C++ kernels are right):
-# float64 calls with a larger range or std go to torch, on every device alike.
-_F64_MAX_SCALE = 2.0 ** 996
 # torch < 2.13 samples trunc_normal_ by inverse CDF and clamps to [a, b] last, which raises for
 # bounds outside the dtype's range; torch 2.13 samples by rejection and calls uniform_(a, b)
 # when [a, b] holds little mass. Each has its own conditions for raising (see _trunc_normal).
@@ -239,16 +234,11 @@ def _uniform_bounds_ok(dtype, a, b):
     return lo <= a <= hi and lo <= b <= hi and b - a <= hi
 
 
-def _scale_ok(dtype, scale):
-    return dtype != torch.float64 or scale <= _F64_MAX_SCALE
-
-
 # ------------------------------------------------------------------ the single-op primitives
 def _uniform(tensor, a, b, generator, name):
     if _servable(tensor, generator):
         fa, fb = _real(a), _real(b)
         if (fa is not None and fb is not None and fa < fb and _uniform_bounds_ok(tensor.dtype, fa, fb)
-                and _scale_ok(tensor.dtype, fb - fa)
                 and _call(_pops.uniform_, tensor, fa, fb, generator=generator)):
             return tensor
     return _delegate(name, _TORCH["_no_grad_uniform_"], tensor, a, b, generator)
@@ -257,7 +247,7 @@ def _uniform(tensor, a, b, generator, name):
 def _normal(tensor, mean, std, generator, name):
     if _servable(tensor, generator):
         fm, fs = _real(mean), _real(std)
-        if (fm is not None and fs is not None and fs >= 0.0 and _scale_ok(tensor.dtype, fs)
+        if (fm is not None and fs is not None and fs >= 0.0
                 and _call(_pops.normal_, tensor, fm, fs, generator=generator)):
             return tensor
     return _delegate(name, _TORCH["_no_grad_normal_"], tensor, mean, std, generator)
@@ -270,7 +260,7 @@ def _norm_cdf(x):
 def _trunc_normal(tensor, mean, std, a, b, generator, name):
     if _servable(tensor, generator):
         p = [_real(v) for v in (mean, std, a, b)]
-        if None not in p and p[1] > 0.0 and p[2] < p[3] and _scale_ok(tensor.dtype, p[1]):
+        if None not in p and p[1] > 0.0 and p[2] < p[3]:
             fm, fs, fa, fb = p
             if _TRUNC_CLAMPS:  # torch < 2.13: clamp_(min=a, max=b) raises for bounds the dtype cannot hold
                 lo, hi = _LIMITS[tensor.dtype]

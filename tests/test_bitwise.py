@@ -123,3 +123,17 @@ def test_isa_and_thread_count_invariance(tmp_path):
     for key, res in results.items():
         for x, y in zip(res, ref):
             assert torch.equal(x, y), key
+
+
+@requires_cpp
+@pytest.mark.parametrize("op,args", [
+    ("normal_", (1e300, 1e305)), ("normal_", (0.0, 3e307)),
+    ("uniform_", (-8e307, 8e307)), ("trunc_normal_", (0.0, 1e305, -1e306, 2e306)),
+])
+def test_float64_huge_parameters(op, args):
+    """Ranges and stds above 2^996: the reference's exact fma must not overflow (it did)."""
+    a, b = poisoned((4099,), torch.float64), poisoned((4099,), torch.float64)
+    call("cpp", op, a, *args, seed=77)
+    call("python", op, b, *args, seed=77)
+    assert not torch.isnan(b).any()
+    assert_bitwise(a, b)

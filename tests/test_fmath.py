@@ -41,3 +41,17 @@ def test_fma32_exact():
     for i in range(6000):
         exact = Fraction(a[i].item()) * Fraction(b[i].item()) + Fraction(c[i].item())
         assert r[i].item() == _exact_f32(exact), i
+
+
+def test_fma64_huge_operands():
+    """Operands above 2^996 (the Veltkamp split's overflow point) with a finite product."""
+    g = torch.Generator().manual_seed(3)
+    n = 4000
+    big = torch.randn(n, dtype=torch.float64, generator=g) * 1e307
+    small = torch.randn(n, dtype=torch.float64, generator=g) * 1e-3
+    c = torch.randn(n, dtype=torch.float64, generator=g) * 1e303
+    for a, b in ((big, small), (small, big)):
+        r = fma64(a, b, c)
+        for i in range(0, n, 7):
+            exact = Fraction(a[i].item()) * Fraction(b[i].item()) + Fraction(c[i].item())
+            assert r[i].item() == float(exact), i
