@@ -40,6 +40,13 @@ def draw_seed(generator=None):
     return buf.random_(_SEED_LO, _SEED_HI, generator=generator).item()
 
 
+def _written(tensor):
+    """Bump the autograd version counter, as torch's in-place ops do (the custom ops do not),
+    so that autograd notices a tensor saved for backward being re-initialized."""
+    if not tensor.is_inference():
+        torch.autograd.graph.increment_version(tensor)
+
+
 def _run(op, tensor, args, generator, seed, stream, offset):
     if tensor.device.type == "meta":
         return tensor  # deferred init: a no-op, as in torch.nn.init
@@ -51,6 +58,7 @@ def _run(op, tensor, args, generator, seed, stream, offset):
             s = _i64(draw_seed(generator) if seed is None else seed)
         if tensor.numel() > 0:
             cap.record(tensor, _capture.KIND_OF[op.__name__], args, s, _i64(stream), int(offset))
+        _written(tensor)
         return tensor
     s = draw_seed(generator) if seed is None else _i64(seed)
     grad = torch.is_grad_enabled()  # cheaper than `with torch.no_grad()`, which matters for tiny tensors
@@ -59,6 +67,7 @@ def _run(op, tensor, args, generator, seed, stream, offset):
         op(tensor, *args, seed=s, stream=_i64(stream) if stream else 0, offset=int(offset))
     finally:
         torch._C._set_grad_enabled(grad)
+    _written(tensor)
     return tensor
 
 
@@ -93,9 +102,11 @@ def fill_(tensor, value):
         if cap is not None and _capture.capturable(tensor):
             if tensor.numel() > 0:
                 cap.record(tensor, _capture.FILL, (value,), 0)
+            _written(tensor)
             return tensor
         with torch.no_grad():
             torch.ops.paramops.fill_(tensor, value)
+        _written(tensor)
     return tensor
 
 

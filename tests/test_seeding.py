@@ -1,4 +1,5 @@
 """Seeding: torch's generator, generator=, explicit seed= and stream=."""
+import pytest
 import torch
 
 import paramops
@@ -58,3 +59,16 @@ def test_same_values_across_dtypes_for_32bit_family():
     for dt in (torch.float16, torch.bfloat16):
         h = paramops.normal_(torch.empty(4099, dtype=dt), seed=5)
         assert torch.equal(bits(h), bits(f.to(dt)))
+
+
+@pytest.mark.parametrize("fn", ["normal_", "uniform_", "trunc_normal_", "fill_"])
+def test_init_bumps_the_version_counter(fn):
+    """Re-initializing a tensor saved for backward must make backward fail, as with torch."""
+    w = torch.ones(5, requires_grad=True)
+    x = w * 1.0
+    y = (x * x).sum()  # saves x
+    v = x._version
+    getattr(paramops, fn)(x.detach(), *((0.5,) if fn == "fill_" else ()))
+    assert x._version > v
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
