@@ -662,7 +662,9 @@ def run(cases, budget_s=0.5, repeat=None, progress=True):
             bar.set_description(desc)
         elif progress:
             print(f"[{k}/{len(cases)}] {desc}", file=sys.stderr, flush=True)
+        load = _loadavg()
         rows.append(run_case(c, refs, budget_s, repeat))
+        rows[-1]["loadavg_1min"] = load  # at the start of the case: CPU timings are only comparable when low
         if bar is not None:
             bar.update(1)
     if bar is not None:
