@@ -57,6 +57,14 @@ REPLACEMENTS = {n: _copy(getattr(_init, n)) for n in NAMES}
 _ORIGINAL_IDS = {id(f): n for n, f in ORIGINALS.items()}
 _REPLACEMENT_IDS = {id(f): n for n, f in REPLACEMENTS.items()}
 
+_ALL_IDS = frozenset(_ORIGINAL_IDS) | frozenset(_REPLACEMENT_IDS)
+# module name -> (id(module), len(module.__dict__), the keys that held an init function when
+# it was scanned). A module is scanned again only when it is a new object or its namespace
+# changed size (a new binding), so patched() costs well under 1 ms instead of ~15 ms (1,100
+# modules). Rebinding an existing attribute of a scanned module to an init function at run
+# time is the one case not found.
+_scanned = {}
+
 _lock = threading.RLock()
 _depth = 0
 _records = []  # (container, key, is_dict, old, new) of every binding patch() changed
@@ -66,11 +74,12 @@ def _swap(ids, old, new):
     """Rebind every module attribute (and transformers' dict entry) that is old[name] to new[name]."""
     changed = []
 
-    def visit(container, is_dict):
+    def visit(container, is_dict, keys=None):
         items = container if is_dict else getattr(container, "__dict__", None)
         if not isinstance(items, dict):
             return
-        for key, value in list(items.items()):
+        for key in (list(items) if keys is None else keys):
+            value = items.get(key)
             name = ids.get(id(value))
             if name is None or value is not old[name]:
                 continue
@@ -87,7 +96,7 @@ def _swap(ids, old, new):
         if module is None or mod_name in _SKIP_MODULES:
             continue
         try:
-            visit(module, False)
+            visit(module, False, _keys_of(mod_name, module))
         except Exception:  # an exotic object in sys.modules
             continue
     hf = sys.modules.get(_TRANSFORMERS)
@@ -95,6 +104,19 @@ def _swap(ids, old, new):
     if isinstance(table, dict):
         visit(table, True)
     return changed
+
+
+def _keys_of(mod_name, module):
+    """The attribute names of `module` that may hold an init function (see _scanned)."""
+    items = getattr(module, "__dict__", None)
+    if not isinstance(items, dict):
+        return ()
+    entry = _scanned.get(mod_name)
+    if entry is not None and entry[0] == id(module) and entry[1] == len(items):
+        return entry[2]
+    keys = tuple(k for k, v in list(items.items()) if id(v) in _ALL_IDS)
+    _scanned[mod_name] = (id(module), len(items), keys)
+    return keys
 
 
 def _restore():
