@@ -87,7 +87,9 @@ class Record:
 
 
 def storage_key(t):
-    return (t.device.type, t.device.index, _untyped_storage(t).data_ptr())
+    """The identity of t's memory: its storage's address (CPU and CUDA allocations share one
+    virtual address space, so addresses do not collide across devices)."""
+    return _untyped_storage(t).data_ptr()
 
 
 def _span(t):
@@ -125,17 +127,23 @@ def run_records(records):
     """Write `records` (no two overlapping) with one multi-tensor op call."""
     if not records:
         return
-    tensors, kinds, params, seeds, streams, offsets = [], [], [], [], [], []
+    import array
+
+    # The op's plan (kind, seed, stream, offset) and params (zero-padded to 4) rows, built
+    # in arrays and handed over without a copy.
+    plan, params = array.array("q"), array.array("d")
+    plan_extend, params_extend = plan.extend, params.extend
+    pad = {1: (0.0, 0.0, 0.0), 2: (0.0, 0.0), 4: ()}
     for r in records:
-        tensors.append(r.tensor)
-        kinds.append(r.kind)
-        params.extend(r.params)
-        params.extend((0.0,) * (4 - len(r.params)))
-        seeds.append(r.seed)
-        streams.append(r.stream)
-        offsets.append(r.offset)
+        plan_extend((r.kind, r.seed, r.stream, r.offset))
+        p = r.params
+        params_extend(p)
+        params_extend(pad[len(p)])
+    n = len(records)
     with torch.no_grad():
-        torch.ops.paramops.multi_init_(tensors, kinds, params, seeds, streams, offsets)
+        torch.ops.paramops.multi_init_([r.tensor for r in records],
+                                       torch.frombuffer(plan, dtype=torch.int64).view(n, 4),
+                                       torch.frombuffer(params, dtype=torch.float64).view(n, 4))
 
 
 def _reader(fn):

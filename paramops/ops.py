@@ -51,9 +51,10 @@ def _run(op, tensor, args, generator, seed, stream, offset):
     if tensor.device.type == "meta":
         return tensor  # deferred init: a no-op, as in torch.nn.init
     cap = _capture.recording()
-    if cap is not None and _capture.capturable(tensor):
+    if cap is not None:
         # fused mode: the same record the op call would make through the dispatcher, minus
-        # the dispatch round trip (the arguments are checked already)
+        # the dispatch round trip (the arguments are checked already: a float, strided, cpu or
+        # cuda tensor without internal overlap, which is what Capture records)
         with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # the seed draw skips the mode
             s = _i64(draw_seed(generator) if seed is None else seed)
         if tensor.numel() > 0:
@@ -99,7 +100,7 @@ def fill_(tensor, value):
     _checks.fill(tensor, value)
     if tensor.device.type != "meta":
         cap = _capture.recording()
-        if cap is not None and _capture.capturable(tensor):
+        if cap is not None:
             if tensor.numel() > 0:
                 cap.record(tensor, _capture.FILL, (value,), 0)
             _written(tensor)
