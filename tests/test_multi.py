@@ -16,14 +16,24 @@ KINDS = {0: "uniform_", 1: "normal_", 2: "trunc_normal_", 3: "fill_"}
 PARAMS = {0: (-0.5, 2.0), 1: (0.3, 1.7), 2: (0.1, 1.3, -2.0, 2.5), 3: (0.7,)}
 
 
+def make_plan(kinds, seeds, streams, offsets):
+    """The op's plan: int64 [n, 4], one row (kind, seed, stream, offset) per tensor."""
+    return torch.tensor([list(r) for r in zip(kinds, seeds, streams, offsets)], dtype=torch.int64).reshape(-1, 4)
+
+
+def make_params(params):
+    """The op's params: float64 [n, 4], one row of parameters per tensor, zero-padded."""
+    return torch.tensor([[float(x) for x in tuple(p) + (0.0,) * (4 - len(p))] for p in params],
+                        dtype=torch.float64).reshape(-1, 4)
+
+
+def raw(backend):
+    return _ops.REFERENCE["multi_init_"] if backend == "python" else torch.ops.paramops.multi_init_
+
+
 def multi_call(backend, tensors, kinds, params, seeds, streams, offsets):
-    """The raw op (flat lists) on one backend: "cpp" = torch.ops dispatch, "python" = reference."""
-    flat = [float(x) for p in params for x in tuple(p) + (0.0,) * (4 - len(p))]
-    args = (tensors, list(kinds), flat, list(seeds), list(streams), list(offsets))
-    if backend == "python":
-        _ops.REFERENCE["multi_init_"](*args)
-    else:
-        torch.ops.paramops.multi_init_(*args)
+    """The raw op on one backend: "cpp" = torch.ops dispatch, "python" = reference."""
+    raw(backend)(tensors, make_plan(kinds, seeds, streams, offsets), make_params(params))
     return tensors
 
 
@@ -189,6 +199,109 @@ def test_disjoint_views_are_accepted(backend):
         assert_all_bitwise(multi_call(backend, tensors, *args), want)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_plan_and_params_any_strides(backend):
+    """plan and params are read through their strides: an expanded row broadcasts (stride 0),
+    column-major, stepped, offset and negated views give the values they show."""
+    rng = random.Random(3)
+    entries = random_entries(rng, 40, [0, 1, 5, 64, 300], views=True)
+    tensors, kinds, params, seeds, streams, offsets = entries
+    want = single_calls(backend, clones(tensors), *entries[1:])
+    plan, prm = make_plan(kinds, seeds, streams, offsets), make_params(params)
+    n = len(tensors)
+    big_plan = torch.zeros(3 * n + 1, 9, dtype=torch.int64)
+    big_plan[1::3, 2::2] = plan
+    big_prm = torch.zeros(4, 2 * n, dtype=torch.float64)
+    big_prm.t()[::2] = prm
+    layouts = [
+        (plan.t().contiguous().t(), prm.t().contiguous().t()),   # column-major
+        (big_plan[1::3, 2::2], big_prm.t()[::2]),                   # stepped, offset views
+        (torch._neg_view(-plan), torch._neg_view(-prm)),            # negative bit set
+    ]
+    for pl, pr in layouts:
+        assert pl.shape == (n, 4) and pr.shape == (n, 4) and torch.equal(pl, plan) and torch.equal(pr, prm)
+        got = clones(tensors)
+        raw(backend)(got, pl, pr)
+        assert_all_bitwise(got, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_broadcast_row(backend):
+    """One row expanded to [n, 4]: every tensor gets the same kind, seed, stream, offset and parameters."""
+    for kind in KINDS:
+        tensors = [poisoned((s,), dt) for s in (1, 64, 65, 0, 1000) for dt in DTYPES]
+        n = len(tensors)
+        plan = torch.tensor([[kind, SEED, 5, 17]], dtype=torch.int64).expand(n, 4)
+        prm = make_params([PARAMS[kind]]).expand(n, 4)
+        assert plan.stride() == (0, 1)
+        raw(backend)(tensors, plan, prm)
+        want = single_calls(backend, clones(tensors), [kind] * n, [PARAMS[kind]] * n, [SEED] * n, [5] * n, [17] * n)
+        assert_all_bitwise(tensors, want)
+        assert not any(t.isnan().any() for t in tensors)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parameters_checked_per_dtype(backend):
+    """Entries with the same kind and parameters share their set-up only within one dtype:
+    what float64 accepts, float32 or float16 may refuse."""
+    cases = [
+        ([torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), torch.zeros(3)], 1,
+         (1e300, 1.0), "mean 1e+300 of tensors[2] overflows torch.float32"),
+        ([torch.zeros(3), torch.zeros(3, dtype=torch.bfloat16), torch.zeros(3, dtype=torch.float16)], 3,
+         (1e5,), "value 100000.0 of tensors[2] overflows torch.float16"),
+        ([torch.zeros(3, dtype=torch.float64), torch.zeros(2)] * 5 + [torch.zeros(3, dtype=torch.float16)], 2,
+         (0.0, 1.0, 1.0001, 1.0002), "no torch.float16 value lies in [a, b] = [1.0001, 1.0002] of tensors[10]"),
+    ]
+    for tensors, kind, p, msg in cases:
+        n = len(tensors)
+        with pytest.raises(ValueError) as info:
+            raw(backend)(tensors, make_plan([kind] * n, range(n), [0] * n, [0] * n), make_params([p] * n))
+        assert str(info.value) == "paramops.multi_init_: " + msg
+        assert all(not t.any() for t in tensors)
+
+
+@requires_cpp
+def test_many_distinct_parameters():
+    """More distinct (kind, dtype, parameters) than the kernel keeps set up at once, interleaved."""
+    rng = random.Random(17)
+    tensors, kinds, params, seeds, streams, offsets = random_entries(rng, 2000, [1, 3, 64, 70])
+    params = [tuple(x + rng.choice([0.0, 0.125, 0.25, 0.5]) for x in p) if k != 2 else
+              (p[0], p[1] * rng.choice([1.0, 2.0]), p[2], p[3]) for k, p in zip(kinds, params)]
+    want = single_calls("cpp", clones(tensors), kinds, params, seeds, streams, offsets)
+    assert_all_bitwise(multi_call("cpp", tensors, kinds, params, seeds, streams, offsets), want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_disjointness_in_any_list_order(backend):
+    """Disjoint pieces of one buffer are accepted in any order; a shared byte is found in any order."""
+    buf = poisoned((4096,), torch.float32)
+    pieces = [buf[64 * k:64 * (k + 1)] for k in range(64)]
+    rng = random.Random(8)
+    for order in (list(range(64)), list(range(63, -1, -1)), rng.sample(range(64), 64)):
+        ts = [pieces[k] for k in order]
+        n = len(ts)
+        args = ([1] * n, [(0.0, 1.0)] * n, list(range(n)), [0] * n, [0] * n)
+        want = single_calls(backend, clones(ts), *args)
+        assert_all_bitwise(multi_call(backend, ts, *args), want)
+        bad = ts[:40] + [buf[64 * order[7] + 10:64 * order[7] + 12]] + ts[40:]
+        n = len(bad)
+        with pytest.raises(RuntimeError, match=r"tensors\[7\] and tensors\[40\] overlap in memory"):
+            multi_call(backend, bad, [1] * n, [(0.0, 1.0)] * n, list(range(n)), [0] * n, [0] * n)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_tensors_cpu_plan():
+    """On a GPU the tensors are on the device and plan and params stay on the CPU."""
+    rng = random.Random(21)
+    entries = random_entries(rng, 30, [1, 64, 1000])
+    cpu = multi_call("cpp" if HAS_CPP else "python", *entries)
+    cuda = [t.cuda() for t in clones(entries[0])]
+    multi_call("cpp", cuda, *entries[1:])  # torch.ops dispatch: the CUDA backend
+    assert_all_bitwise([t.cpu() for t in cuda], cpu)
+    with pytest.raises(RuntimeError, match="plan must be a CPU tensor .* got a tensor on cuda:0"):
+        torch.ops.paramops.multi_init_(cuda, make_plan(*entries[1:2], *entries[3:]).cuda(), make_params(entries[2]))
+
+
 # ------------------------------------------------------------------ bad input
 def _bad_cases():
     """(name, build() -> (tensors, kinds, params, seeds, streams, offsets), exception, message)."""
@@ -199,22 +312,57 @@ def _bad_cases():
         n = len(tensors)
         kinds = kinds if kinds is not None else [1] * n
         params = params if params is not None else [PARAMS[k] for k in kinds]
-        flat = [float(x) for p in params for x in tuple(p) + (0.0,) * (4 - len(p))]
-        return tensors, kinds, flat, list(range(n)), [0] * n, offsets if offsets is not None else [0] * n
+        offsets = offsets if offsets is not None else [0] * n
+        return tensors, make_plan(kinds, list(range(n)), [0] * n, offsets), make_params(params)
+
+    def tables(n, plan=None, params=None):
+        """ok(n) with a replaced plan or params."""
+        t, pl, pr = entries(ok(n))
+        return t, plan if plan is not None else pl, params if params is not None else pr
 
     NAN, INF = float("nan"), float("inf")
     w = torch.arange(24, dtype=torch.float32).reshape(4, 6) + 0.5
+    plan_shape = "plan must have shape [3, 4] (one row (kind, seed, stream, offset) per tensor), got "
+    params_shape = "params must have shape [3, 4] (one row of 4 parameters per tensor), got "
+    on_host = " must be a CPU tensor (it is read on the host, also for tensors on another device), got a tensor on "
     cases = [
-        ("kinds length", lambda: (ok(3), [1, 1], [0.0] * 12, [0] * 3, [0] * 3, [0] * 3), ValueError,
-         "kinds must have one entry per tensor (3), got 2"),
-        ("params length", lambda: (ok(3), [1] * 3, [0.0] * 11, [0] * 3, [0] * 3, [0] * 3), ValueError,
-         "params must have 4 entries per tensor (12), got 11"),
-        ("seeds length", lambda: (ok(3), [1] * 3, [0.0, 1.0, 0.0, 0.0] * 3, [0] * 4, [0] * 3, [0] * 3), ValueError,
-         "seeds must have one entry per tensor (3), got 4"),
-        ("streams length", lambda: (ok(3), [1] * 3, [0.0, 1.0, 0.0, 0.0] * 3, [0] * 3, [], [0] * 3), ValueError,
-         "streams must have one entry per tensor (3), got 0"),
-        ("offsets length", lambda: (ok(2), [1] * 2, [0.0, 1.0, 0.0, 0.0] * 2, [0] * 2, [0] * 2, [0]), ValueError,
-         "offsets must have one entry per tensor (2), got 1"),
+        ("plan rows", lambda: tables(3, plan=torch.zeros(2, 4, dtype=torch.int64)), ValueError, plan_shape + "[2, 4]"),
+        ("plan columns", lambda: tables(3, plan=torch.zeros(3, 3, dtype=torch.int64)), ValueError,
+         plan_shape + "[3, 3]"),
+        ("plan flat", lambda: tables(3, plan=torch.zeros(12, dtype=torch.int64)), ValueError, plan_shape + "[12]"),
+        ("plan 3-d", lambda: tables(3, plan=torch.zeros(3, 4, 1, dtype=torch.int64)), ValueError,
+         plan_shape + "[3, 4, 1]"),
+        ("plan 0-d", lambda: tables(3, plan=torch.tensor(1)), ValueError, plan_shape + "[]"),
+        ("params rows", lambda: tables(3, params=torch.zeros(4, 4, dtype=torch.float64)), ValueError,
+         params_shape + "[4, 4]"),
+        ("params pairs", lambda: tables(3, params=torch.zeros(3, 2, dtype=torch.float64)), ValueError,
+         params_shape + "[3, 2]"),
+        ("params flat", lambda: tables(3, params=torch.zeros(12, dtype=torch.float64)), ValueError,
+         params_shape + "[12]"),
+        ("empty list, plan rows", lambda: ([], torch.zeros(1, 4, dtype=torch.int64), torch.zeros(0, 4, dtype=torch.float64)),
+         ValueError, "plan must have shape [0, 4] (one row (kind, seed, stream, offset) per tensor), got [1, 4]"),
+        ("plan dtype", lambda: tables(3, plan=torch.zeros(3, 4, dtype=torch.int32)), TypeError,
+         "plan must be a torch.int64 tensor, got torch.int32"),
+        ("plan float", lambda: tables(3, plan=torch.zeros(3, 4, dtype=torch.float64)), TypeError,
+         "plan must be a torch.int64 tensor, got torch.float64"),
+        ("params dtype", lambda: tables(3, params=torch.zeros(3, 4, dtype=torch.float32)), TypeError,
+         "params must be a torch.float64 tensor, got torch.float32"),
+        ("params int", lambda: tables(3, params=torch.zeros(3, 4, dtype=torch.int64)), TypeError,
+         "params must be a torch.float64 tensor, got torch.int64"),
+        ("plan sparse", lambda: tables(3, plan=torch.zeros(3, 4, dtype=torch.int64).to_sparse()), TypeError,
+         "plan must be a dense (strided) tensor, got layout torch.sparse_coo"),
+        ("params sparse", lambda: tables(2, params=torch.eye(2, 4, dtype=torch.float64).to_sparse()), TypeError,
+         "params must be a dense (strided) tensor, got layout torch.sparse_coo"),
+        ("plan device", lambda: tables(3, plan=torch.zeros(3, 4, dtype=torch.int64, device="meta")), RuntimeError,
+         "plan" + on_host + "meta"),
+        ("params device", lambda: tables(3, params=torch.zeros(3, 4, dtype=torch.float64, device="meta")),
+         RuntimeError, "params" + on_host + "meta"),
+        ("plan before params", lambda: tables(3, plan=torch.zeros(3, 4, dtype=torch.int32),
+                                              params=torch.zeros(3, 4, dtype=torch.float32)), TypeError,
+         "plan must be a torch.int64 tensor"),
+        ("tables before entries", lambda: (lambda t: (ok(1) + [torch.arange(4)], t[1], t[2]))(
+            tables(2, params=torch.zeros(2, 3, dtype=torch.float64))), ValueError,
+         "params must have shape [2, 4] (one row of 4 parameters per tensor), got [2, 3]"),
         ("kind value", lambda: entries(ok(3), [1, 3, 4], [(0.0, 1.0), (1.0,), (0.0,)]), ValueError,
          "kinds[2] must be 0 (uniform), 1 (normal), 2 (trunc_normal) or 3 (fill), got 4"),
         ("negative kind", lambda: entries(ok(2), [-1, 1], [(0.0,), (0.0, 1.0)]), ValueError,
@@ -285,9 +433,8 @@ def _unchanged(tensors, before):
 def test_bad_input(backend, name, build, exc, msg):
     args = build()
     before = _snapshot(args[0])
-    fn = _ops.REFERENCE["multi_init_"] if backend == "python" else torch.ops.paramops.multi_init_
     with pytest.raises(exc) as info:
-        fn(*args)
+        raw(backend)(*args)
     assert str(info.value).startswith("paramops.multi_init_: " + msg), str(info.value)
     _unchanged(args[0], before)
 
@@ -303,28 +450,66 @@ def test_cpp_and_python_messages_identical(name, build, exc, msg):
     assert errors[0] == errors[1]
 
 
+@pytest.mark.parametrize("name,build,exc,msg", [c for c in BAD if c[0].startswith(("plan", "params"))],
+                         ids=[c[0] for c in BAD if c[0].startswith(("plan", "params"))])
+def test_fake_kernel_checks_plan_and_params(name, build, exc, msg):
+    """The fake kernel (meta tensors, FakeTensorMode) checks plan and params as the kernels do."""
+    tensors, plan, params = build()
+    metas = [torch.empty_like(t, device="meta") for t in tensors]
+    if plan.layout == torch.strided and params.layout == torch.strided:  # sparse + meta: no kernel (SparseMeta)
+        with pytest.raises(exc) as info:
+            torch.ops.paramops.multi_init_(metas, plan, params)
+        assert str(info.value).startswith("paramops.multi_init_: " + msg), str(info.value)
+    with pytest.raises(exc) as info:
+        multi.fake_multi_init_(tensors, plan, params)
+    assert str(info.value).startswith("paramops.multi_init_: " + msg), str(info.value)
+
+
 def test_mixed_devices_refused():
     """A list mixing meta and CPU tensors dispatches to the fake kernel, which refuses it."""
     tensors = [torch.zeros(3), torch.empty(3, device="meta")]
     with pytest.raises(RuntimeError, match=r"tensors\[1\] is on meta but tensors\[0\] is on cpu"):
-        torch.ops.paramops.multi_init_(tensors, [1, 1], [0.0, 1.0, 0.0, 0.0] * 2, [1, 2], [0, 0], [0, 0])
+        torch.ops.paramops.multi_init_(tensors, make_plan([1, 1], [1, 2], [0, 0], [0, 0]),
+                                       make_params([(0.0, 1.0)] * 2))
     assert torch.equal(tensors[0], torch.zeros(3))
     with pytest.raises(RuntimeError, match=r"tensors\[1\] is on meta but tensors\[0\] is on cpu"):
         paramops.multi_init_(tensors, "normal", (0.0, 1.0))
     assert torch.equal(tensors[0], torch.zeros(3))
 
 
+def test_fake_kernel_kinds():
+    """On meta tensors the plan is a real tensor: the fake kernel checks its kinds; under a
+    FakeTensorMode it holds no values and only its dtype, device and shape are checked."""
+    metas = [torch.empty(3, device="meta"), torch.empty(2, device="meta")]
+    with pytest.raises(ValueError, match=r"kinds\[1\] must be 0 \(uniform\), 1 \(normal\), .* got 7"):
+        torch.ops.paramops.multi_init_(metas, make_plan([1, 7], [1, 2], [0, 0], [0, 0]), make_params([(0.0, 1.0)] * 2))
+    torch.ops.paramops.multi_init_(metas, make_plan([1, 3], [1, 2], [0, 0], [0, 0]),
+                                   make_params([(0.0, 1.0), (2.0,)]))
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode() as mode:
+        ts = [torch.empty(3), torch.empty(2)]
+        plan = mode.from_tensor(make_plan([1, 7], [1, 2], [0, 0], [0, 0]))
+        torch.ops.paramops.multi_init_(ts, plan, torch.zeros(2, 4, dtype=torch.float64))
+        with pytest.raises(TypeError, match="plan must be a torch.int64 tensor, got torch.int32"):
+            torch.ops.paramops.multi_init_(ts, plan.int(), torch.zeros(2, 4, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"params must have shape \[2, 4\]"):
+            torch.ops.paramops.multi_init_(ts, plan, torch.zeros(2, 2, dtype=torch.float64))
+
+
 @pytest.mark.parametrize("name,build,exc,msg", BAD, ids=[c[0] for c in BAD])
 def test_bad_input_public_api_draws_no_seed(name, build, exc, msg):
-    tensors, kinds, flat, seeds, streams, offsets = build()
+    tensors, plan, prm = build()
     n = len(tensors)
-    if (len(flat) != 4 * n or any(len(x) != n for x in (kinds, seeds, streams, offsets))
-            or any(not 0 <= k <= 3 for k in kinds)):
-        pytest.skip("the public API builds these lists itself")
+    if (plan.layout != torch.strided or prm.layout != torch.strided or plan.dtype != torch.int64
+            or prm.dtype != torch.float64 or plan.device.type != "cpu" or prm.device.type != "cpu"
+            or plan.shape != (n, 4) or prm.shape != (n, 4) or any(not 0 <= k <= 3 for k in plan[:, 0].tolist())):
+        pytest.skip("the public API builds plan and params itself")
     if not HAS_CPP and any(t.layout != torch.strided for t in tensors):
         pytest.skip("sparse CPU tensors reach the op's checks only through the C++ backend")
-    params = [tuple(flat[4 * i:4 * i + multi._ARITY[k]]) for i, k in enumerate(kinds)]
-    per = {"offsets": offsets}
+    kinds = plan[:, 0].tolist()
+    params = [tuple(prm[i, :multi._ARITY[k]].tolist()) for i, k in enumerate(kinds)]
+    per = {"offsets": plan[:, 3].tolist()}
     before = _snapshot(tensors)
     torch.manual_seed(0)
     state = torch.get_rng_state()
@@ -397,6 +582,42 @@ def test_public_all_normal_equals_sequential_normal_calls():
     assert_all_bitwise(ts, want)
 
 
+def test_public_layers_equal_sequential_calls():
+    """Weight/bias pairs (seeds drawn for the weights only, scattered into their rows)."""
+    sizes = [(64, 32), (32,), (16, 64), (16,)] * 50
+    kinds = ["normal", "fill", "trunc_normal", "fill"] * 50
+    params = [(0.0, 0.02), (0.0,), (0.0, 0.02, -0.04, 0.04), 0.5] * 50
+    torch.manual_seed(5)
+    got = paramops.multi_init_([torch.empty(s) for s in sizes], kinds, params)
+    after = torch.rand(2)
+    torch.manual_seed(5)
+    want = [SINGLE[k](torch.empty(s), *(p if isinstance(p, tuple) else (p,))) for s, k, p in zip(sizes, kinds, params)]
+    assert torch.equal(torch.rand(2), after)
+    assert_all_bitwise(got, want)
+
+
+def test_public_offsets_outside_int64():
+    """An offset the op cannot carry gets the single ops' message (fill entries ignore theirs)."""
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    ts = [torch.zeros(4), torch.zeros(3)]
+    with pytest.raises(ValueError, match=r"^paramops.multi_init_: offset \+ numel of tensors\[0\] overflows int64"):
+        paramops.multi_init_(ts, "normal", (0.0, 1.0), offsets=1 << 63)
+    with pytest.raises(ValueError, match=r"^paramops.multi_init_: offset \+ numel of tensors\[1\] overflows int64"):
+        paramops.multi_init_(ts, ["fill", "normal"], [(0.0,), (0.0, 1.0)], offsets=1 << 64)
+    with pytest.raises(ValueError, match=r"^paramops.multi_init_: offset of tensors\[1\] must be >= 0, "
+                                         r"got -9223372036854775809"):
+        paramops.multi_init_(ts, ["fill", "normal"], [(0.0,), (0.0, 1.0)], offsets=[1 << 64, -(1 << 63) - 1])
+    with pytest.raises(ValueError, match=r"^paramops.multi_init_: offset of tensors\[0\] must be >= 0, got -1"):
+        paramops.multi_init_(ts, "normal", (0.0, 1.0), offsets=-1)
+    assert torch.equal(torch.get_rng_state(), state) and not any(t.any() for t in ts)
+    paramops.multi_init_(ts, ["fill", "fill"], [(1.0,), 2.0], offsets=[1 << 70, -(1 << 70)])
+    paramops.multi_init_(ts, "fill", 1.5, offsets=1 << 70)
+    assert torch.equal(ts[1], torch.full((3,), 1.5))
+    with pytest.raises(ValueError, match=r"offsets must have one entry per tensor \(2\), got 3"):
+        paramops.multi_init_(ts, "fill", 1.5, offsets=[1 << 70, 0, 0])
+
+
 def test_public_generator_equals_manual_seed():
     ts = [torch.empty(n) for n in (10, 20, 30)]
     paramops.multi_init_(ts, "uniform", (0.0, 1.0), generator=torch.Generator().manual_seed(7))
@@ -407,9 +628,12 @@ def test_public_generator_equals_manual_seed():
 
 def test_vector_draw_equals_scalar_draws():
     g = torch.Generator().manual_seed(11)
-    vec = multi._draw_seeds(257, g)
+    vec = multi._draw_seeds(257, g).tolist()
     g = torch.Generator().manual_seed(11)
     assert vec == [paramops.draw_seed(g) for _ in range(257)]
+    g = torch.Generator().manual_seed(11)
+    out = torch.empty(4, 257, dtype=torch.int64)[1]  # a row of a bigger buffer, as the plan's seeds column
+    assert multi._draw_seeds(257, g, out=out) is out and out.tolist() == vec
 
 
 def test_public_explicit_seeds_streams_offsets():
@@ -444,23 +668,37 @@ def test_public_meta_and_empty_and_parameters():
 
 
 def test_opcheck():
-    def lists():
-        return ([torch.empty(7, 5), torch.empty(0, dtype=torch.bfloat16), torch.empty((), dtype=torch.float64),
-                 torch.empty(6, 4).t()],
-                [0, 1, 2, 3], [-1.0, 2.0, 0, 0, 0.0, 0.02, 0, 0, 0.0, 1.0, -2.0, 2.0, 0.5, 0, 0, 0],
-                [3, 4, 5, 6], [1, 0, 2, 0], [5, 0, 0, 0])
-    torch.library.opcheck(torch.ops.paramops.multi_init_.default, lists())
+    tensors = [torch.empty(7, 5), torch.empty(0, dtype=torch.bfloat16), torch.empty((), dtype=torch.float64),
+               torch.empty(6, 4).t()]
+    plan = make_plan([0, 1, 2, 3], [3, 4, 5, 6], [1, 0, 2, 0], [5, 0, 0, 0])
+    params = torch.tensor([[-1.0, 2.0, 0, 0], [0.0, 0.02, 0, 0], [0.0, 1.0, -2.0, 2.0], [0.5, 0, 0, 0]],
+                          dtype=torch.float64)
+    torch.library.opcheck(torch.ops.paramops.multi_init_.default, (tensors, plan, params))
+    # column-major plan, one params row expanded to every tensor
     torch.library.opcheck(torch.ops.paramops.multi_init_.default,
-                          ([torch.empty(4, dtype=torch.float16)], [1], [0.0, 1.0, 0.0, 0.0], [1], [0], [0]))
+                          ([torch.empty(4, dtype=torch.float16), torch.empty(3, 2)],
+                           plan[:2].t().contiguous().t(), torch.tensor([[0.0, 1.0, 0.0, 0.0]],
+                                                                       dtype=torch.float64).expand(2, 4)))
 
 
 def test_compile_fullgraph():
-    def init(ts):
-        torch.ops.paramops.multi_init_(ts, [1, 3], [0.0, 1.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0], [1, 2], [0, 0], [0, 0])
+    def init(ts, plan, params):
+        torch.ops.paramops.multi_init_(ts, plan, params)
         return ts[0] * 1.0 + ts[1].sum()
 
+    def init_const(ts):  # plan and params made inside the graph
+        plan = torch.tensor([[1, 1, 0, 0], [3, 2, 0, 0]], dtype=torch.int64)
+        params = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.5, 0.0, 0.0, 0.0]], dtype=torch.float64)
+        return init(ts, plan, params)
+
     torch._dynamo.reset()
+    plan = make_plan([1, 3], [1, 2], [0, 0], [0, 0])
+    params = make_params([(0.0, 1.0), (0.5,)])
     compiled = torch.compile(init, fullgraph=True, backend="aot_eager")
     a, b = [torch.empty(5), torch.empty(3)], [torch.empty(5), torch.empty(3)]
-    assert torch.equal(compiled(a), init(b))
+    assert torch.equal(compiled(a, plan, params), init(b, plan, params))
     assert_all_bitwise(a, b)
+    compiled = torch.compile(init_const, fullgraph=True, backend="aot_eager")
+    c = [torch.empty(5), torch.empty(3)]
+    assert torch.equal(compiled(c), init(b, plan, params))
+    assert_all_bitwise(c, b)

@@ -124,7 +124,6 @@ std::string py_float(double v) {
   return out;
 }
 
-namespace {
 std::string torch_layout(at::Layout l) {
   switch (l) {
     case at::kSparse: return "torch.sparse_coo";
@@ -136,7 +135,6 @@ std::string torch_layout(at::Layout l) {
     default: return "a non-strided layout";
   }
 }
-}  // namespace
 
 std::string torch_dtype(at::ScalarType st) {
   return "torch." + std::string(c10::getDtypeNames(st).first);

@@ -55,6 +55,7 @@ struct Subject {
 std::string py_float(double v);
 const char* dtype_name(int dt);
 std::string torch_dtype(at::ScalarType st);
+std::string torch_layout(at::Layout l);  // as str(torch.layout) prints it
 
 // Checks layout, dtype, device (CPU) and internal overlap; returns the paramops::DType.
 int check_self(const at::Tensor& self, const Subject& s);
