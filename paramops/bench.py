@@ -193,9 +193,13 @@ MULTI_KINDS = {"normal_": "normal", "trunc_normal_": "trunc_normal", "constant_"
 
 
 def multi_lists(params, weight_op):
-    """(kinds, params) for paramops.multi_init_, per tensor."""
+    """(kinds, params) for paramops.multi_init_: per tensor, or one kind and one tuple when
+    every tensor gets the same init (as a user would write it; e.g. the tiny case)."""
     calls = _calls(params, weight_op)
-    return [MULTI_KINDS[name] for name, _ in calls], [a for _, a in calls]
+    kinds, ps = [MULTI_KINDS[name] for name, _ in calls], [tuple(a) for _, a in calls]
+    if len(set(kinds)) == 1 and len(set(ps)) == 1:
+        return kinds[0], ps[0]
+    return kinds, ps
 
 
 def multi_init_fn(params, weight_op):
