@@ -15,7 +15,7 @@
   except that a record on exactly the same view as the latest pending one replaces it (its
   values would be overwritten anyway, e.g. nn.Linear's kaiming init before HF's normal_).
 
-`flush()` runs wave after wave, each as one torch.ops.paramops.multi_init_ call.
+`flush()` runs wave after wave, each as one torch.ops.paramops.multi_init_ call per device.
 """
 import itertools
 import threading
@@ -124,9 +124,17 @@ def _mutated_args(func):
 
 
 def run_records(records):
-    """Write `records` (no two overlapping) with one multi-tensor op call."""
+    """Write `records` (no two overlapping): one multi-tensor op call per device."""
     if not records:
         return
+    groups = {}
+    for r in records:
+        groups.setdefault(r.tensor.device, []).append(r)
+    for group in groups.values():
+        _run_group(group)
+
+
+def _run_group(records):
     import array
 
     # The op's plan (kind, seed, stream, offset) and params (zero-padded to 4) rows, built

@@ -269,6 +269,16 @@ def test_fused_on_cuda_matches_cpu():
     cpu, cuda = make("cpu"), make("cuda")
     for (k, a), b in zip(cpu.state_dict().items(), cuda.state_dict().values()):
         assert_bitwise(b.cpu(), a)
+    # both devices pending in one block: one launch per device
+    torch.manual_seed(7)
+    with paramops.fused_init():
+        x, y = torch.empty(100), torch.empty(100, device="cuda")
+        x.normal_()
+        y.normal_()
+    torch.manual_seed(7)
+    x2, y2 = paramops.normal_(torch.empty(100)), paramops.normal_(torch.empty(100))
+    assert_bitwise(x, x2)
+    assert_bitwise(y.cpu(), y2)
 
 
 # --------------------------------------------------------------------------- keyed
