@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import paramops
 from paramops import _ops
@@ -54,3 +55,16 @@ def require(module):
     if os.environ.get("PARAMOPS_REQUIRE_ALL") == "1":
         return importlib.import_module(module)
     return pytest.importorskip(module)
+
+
+class Recorder(TorchDispatchMode):
+    """Records every torch.ops.paramops.* call: (op name, the tensor it writes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "paramops":
+            self.calls.append((func.__name__.split(".")[0], args[0]))
+        return func(*args, **(kwargs or {}))

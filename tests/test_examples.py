@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import paramops
-from tests.conftest import assert_bitwise
+from conftest import assert_bitwise
 
 PATH = pathlib.Path(__file__).resolve().parents[1] / "examples" / "d2l_parameter_management.py"
 

@@ -14,7 +14,7 @@ from torch import nn
 
 import paramops
 from paramops import _capture
-from tests.conftest import assert_bitwise
+from conftest import assert_bitwise
 
 
 @contextlib.contextmanager

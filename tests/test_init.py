@@ -13,11 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torch.nn.init as TI
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import paramops
 import paramops.init as PI
-from conftest import assert_bitwise, bits, require
+from conftest import assert_bitwise, bits, Recorder, require
 
 FLOATS = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 RANDOM = ["uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
@@ -669,19 +668,6 @@ def test_sparse_is_the_paramops_normal_with_rows_from_stream_1():
 
 
 # ----------------------------------------------------------------------------- one op per init
-
-class Recorder(TorchDispatchMode):
-    """Records every torch.ops.paramops.* call: (op name, the tensor it writes)."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.namespace == "paramops":
-            self.calls.append((func.__name__.split(".")[0], args[0]))
-        return func(*args, **(kwargs or {}))
-
 
 ONE_OP = {
     "uniform_": ((), "uniform_"), "normal_": ((), "normal_"), "trunc_normal_": ((), "trunc_normal_"),

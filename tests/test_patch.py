@@ -10,12 +10,11 @@ import pytest
 import torch
 import torch.nn.init as TI
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import paramops
 import paramops.init as PI
 from paramops import _patch
-from conftest import assert_bitwise, require
+from conftest import assert_bitwise, Recorder, require
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 20261128
@@ -53,19 +52,6 @@ def _lookup(where, key):
     if where == "TORCH_INIT_FUNCTIONS":
         return sys.modules["transformers.initialization"].TORCH_INIT_FUNCTIONS[key]
     return getattr(sys.modules[where], key)
-
-
-class Recorder(TorchDispatchMode):
-    """Records every torch.ops.paramops.* call: (op name, the tensor it writes)."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.namespace == "paramops":
-            self.calls.append((func.__name__.split(".")[0], args[0]))
-        return func(*args, **(kwargs or {}))
 
 
 def _is_paramops(fn, name):

@@ -9,7 +9,7 @@ import torch
 
 import paramops
 from paramops import _capture
-from tests.conftest import assert_bitwise, require
+from conftest import assert_bitwise, require
 
 transformers = require("transformers")
 
