@@ -41,8 +41,8 @@ def draw_seed(generator=None):
 
 
 def _written(tensor):
-    """Bump the autograd version counter, as torch's in-place ops do (the custom ops do not),
-    so that autograd notices a tensor saved for backward being re-initialized."""
+    """Bump the autograd version counter, as torch's in-place ops do, for a call the fused
+    mode records instead of running (the kernels bump it themselves when they run)."""
     if not tensor.is_inference():
         torch.autograd.graph.increment_version(tensor)
 
@@ -68,7 +68,6 @@ def _run(op, tensor, args, generator, seed, stream, offset):
         op(tensor, *args, seed=s, stream=_i64(stream) if stream else 0, offset=int(offset))
     finally:
         torch._C._set_grad_enabled(grad)
-    _written(tensor)
     return tensor
 
 
@@ -107,7 +106,6 @@ def fill_(tensor, value):
             return tensor
         with torch.no_grad():
             torch.ops.paramops.fill_(tensor, value)
-        _written(tensor)
     return tensor
 
 

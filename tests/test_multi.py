@@ -702,3 +702,25 @@ def test_compile_fullgraph():
     c = [torch.empty(5), torch.empty(3)]
     assert torch.equal(compiled(c), init(b, plan, params))
     assert_all_bitwise(c, b)
+
+
+def test_ops_bump_the_version_counter():
+    """The kernels bump the autograd version counter as torch's in-place ops do, so
+    re-initializing a tensor saved for backward fails backward."""
+    w = torch.ones(6, requires_grad=True)
+    x, z = w * 1.0, w * 2.0
+    y = (x * x).sum() + (z * z).sum()
+    vx, vz = x._version, z._version
+    plan = torch.tensor([[1, 5, 0, 0], [3, 0, 0, 0]], dtype=torch.int64)
+    prm = torch.tensor([[0.0, 1.0, 0, 0], [2.0, 0, 0, 0]], dtype=torch.float64)
+    with torch.no_grad():
+        torch.ops.paramops.multi_init_([x, z], plan, prm)
+    assert x._version > vx and z._version > vz
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    for op, args in (("normal_", (0.0, 1.0)), ("uniform_", (0.0, 1.0)), ("trunc_normal_", (0.0, 1.0, -2.0, 2.0)),
+                     ("fill_", (3.0,))):
+        t = torch.empty(5)
+        v = t._version
+        getattr(torch.ops.paramops, op)(t, *args, **({} if op == "fill_" else {"seed": 1}))
+        assert t._version > v, op

@@ -486,6 +486,7 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
     }
   }
   check_disjoint(tensors, ext, scratch.tmp, scratch.count);
+  for (int64_t i = 0; i < n; ++i) bump_version(tensors[i]);  // all checked: nothing written yet
   const GenFn gen = any_random ? choose_isa().gen : nullptr;  // may raise (PARAMOPS_CPU_ISA)
 
   // ---- the contiguous entries: one parallel pass over their concatenation

@@ -460,6 +460,7 @@ void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64
   const int dt = check_self(self, s);
   const Job job = uniform_job(dt, a, b, seed, stream, s);
   check_offset(self, offset, s);
+  bump_version(self);
   const GenFn gen = choose_isa().gen;
   run(self, job, offset, gen);
 }
@@ -471,6 +472,7 @@ void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, i
   const int dt = check_self(self, s);
   const Job job = normal_job(dt, mean, std, seed, stream, s);
   check_offset(self, offset, s);
+  bump_version(self);
   const GenFn gen = choose_isa().gen;
   run(self, job, offset, gen);
 }
@@ -482,6 +484,7 @@ void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a,
   const int dt = check_self(self, s);
   const Job job = trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
   check_offset(self, offset, s);
+  bump_version(self);
   const GenFn gen = choose_isa().gen;
   run(self, job, offset, gen);
 }
@@ -491,6 +494,7 @@ void fill_cpu(const at::Tensor& self, double value) {
   IeeeDefaults fp_defaults;
   const int dt = check_self(self, s);
   check_fill(dt, value, s);
+  bump_version(self);
   if (self.numel() == 0) return;
   // Below autograd: the op as a whole is what autograd sees.
   at::AutoDispatchBelowADInplaceOrView guard;

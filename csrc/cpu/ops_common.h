@@ -17,6 +17,12 @@ namespace cpu {
 constexpr int64_t kGrain = 32768;  // elements: below 2 * kGrain, one thread
 constexpr int64_t kBlock = 65536;  // elements per block handed to a thread
 
+// torch's in-place ops bump the autograd version counter (ADInplaceOrView) before they
+// write, so that autograd notices a tensor saved for backward being modified; custom ops get
+// no such kernel, so the kernels do it, after their checks and before writing. For an
+// inference tensor outside inference mode this raises torch's own error, as torch does.
+inline void bump_version(const at::Tensor& t) { t.unsafeGetTensorImpl()->bump_version(); }
+
 using GenFn = void (*)(const Job&, int64_t, int64_t, void*, int64_t);
 
 struct Isa {
