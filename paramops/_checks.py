@@ -13,33 +13,41 @@ DEVICES = ("cpu", "cuda", "meta")
 _INT64_MAX = (1 << 63) - 1
 
 
-def tensor(op, t):
+# Every check names its subject the way the op calls it: the single-tensor ops check
+# "self" (no suffix on parameter names), multi_init_ checks "tensors[i]" and names its
+# parameters "std of tensors[i]" (of=" of tensors[i]"), as csrc/cpu/ops_common.h's Subject.
+
+def is_tensor(op, t, who="self"):
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"paramops.{op}: self must be a torch.Tensor, got {type(t).__name__}")
+        raise TypeError(f"paramops.{op}: {who} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def tensor(op, t, who="self"):
+    is_tensor(op, t, who)
     if t.layout != torch.strided:
-        raise TypeError(f"paramops.{op}: self must be a dense (strided) tensor, got layout {t.layout}")
+        raise TypeError(f"paramops.{op}: {who} must be a dense (strided) tensor, got layout {t.layout}")
     if t.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"paramops.{op}: self must be a float16, bfloat16, float32 or float64 tensor, got {t.dtype}")
+        raise TypeError(f"paramops.{op}: {who} must be a float16, bfloat16, float32 or float64 tensor, got {t.dtype}")
     if t.device.type not in DEVICES:
         raise RuntimeError(
-            f"paramops.{op}: no backend for device '{t.device}' of self; paramops runs on {', '.join(DEVICES)}")
+            f"paramops.{op}: no backend for device '{t.device}' of {who}; paramops runs on {', '.join(DEVICES)}")
     if t.device.type != "meta" and torch._debug_has_internal_overlap(t) == 1:
         raise RuntimeError(
-            f"paramops.{op}: self has overlapping elements in memory (e.g. from expand()); "
+            f"paramops.{op}: {who} has overlapping elements in memory (e.g. from expand()); "
             "write into a tensor with distinct elements")
 
 
-def finite(op, **params):
+def finite(op, of="", **params):
     for name, v in params.items():
         if not math.isfinite(v):
-            raise ValueError(f"paramops.{op}: {name} must be finite, got {v}")
+            raise ValueError(f"paramops.{op}: {name}{of} must be finite, got {v}")
 
 
-def offset(op, off, numel):
+def offset(op, off, numel, of=""):
     if off < 0:
-        raise ValueError(f"paramops.{op}: offset must be >= 0, got {off}")
+        raise ValueError(f"paramops.{op}: offset{of} must be >= 0, got {off}")
     if off + numel > _INT64_MAX:
-        raise ValueError(f"paramops.{op}: offset + numel overflows int64")
+        raise ValueError(f"paramops.{op}: offset + numel{of} overflows int64")
 
 
 def _compute(dtype):
@@ -51,59 +59,77 @@ def _compute(dtype):
 _F32_OVERFLOW = float.fromhex("0x1.ffffffp127")
 
 
-def fits_compute(op, dtype, **params):
+def fits_compute(op, dtype, of="", **params):
     """Parameters the kernels round to the compute type must stay finite there."""
     if dtype == torch.float64:
         return
     for name, v in params.items():
         if abs(v) >= _F32_OVERFLOW:
-            raise ValueError(f"paramops.{op}: {name} {v} overflows torch.float32")
+            raise ValueError(f"paramops.{op}: {name} {v}{of} overflows torch.float32")
 
 
-def uniform(t, a, b, off):
-    tensor("uniform_", t)
-    finite("uniform_", a=a, b=b)
+# ---------------------------------------------------------------- parameters, per dtype
+def uniform_params(op, dtype, a, b, of=""):
+    finite(op, of, a=a, b=b)
     if not a < b:
-        raise ValueError(f"paramops.uniform_: a must be less than b, got a={a}, b={b}")
-    c = _compute(t.dtype)
+        raise ValueError(f"paramops.{op}: a{of} must be less than b, got a={a}, b={b}")
+    c = _compute(dtype)
     ftype = np.float64 if c == torch.float64 else np.float32
     with np.errstate(over="ignore"):
         overflow = not np.isfinite(ftype(b) - ftype(a))  # the range as the kernels compute it
     if overflow:
-        raise ValueError(f"paramops.uniform_: b - a overflows {c}")
+        raise ValueError(f"paramops.{op}: b - a{of} overflows {c}")
+
+
+def normal_params(op, dtype, mean, std, of=""):
+    finite(op, of, mean=mean, std=std)
+    if std < 0:
+        raise ValueError(f"paramops.{op}: std{of} must be >= 0, got {std}")
+    fits_compute(op, dtype, of, mean=mean, std=std)
+
+
+def trunc_normal_params(op, dtype, mean, std, a, b, of=""):
+    from . import _reference as R
+
+    finite(op, of, mean=mean, std=std, a=a, b=b)
+    if not std > 0:
+        raise ValueError(f"paramops.{op}: std{of} must be > 0, got {std}")
+    fits_compute(op, dtype, of, mean=mean, std=std)
+    if not a < b:
+        raise ValueError(f"paramops.{op}: a{of} must be less than b, got a={a}, b={b}")
+    if R.dtype_bound(a, dtype, True) > R.dtype_bound(b, dtype, False):
+        raise ValueError(f"paramops.{op}: no {dtype} value lies in [a, b] = [{a}, {b}]{of}")
+    if not R.trunc_setup(mean, std, a, b, dtype == torch.float64)[3]:
+        raise ValueError(
+            f"paramops.{op}: [a, b] = [{a}, {b}]{of} lies too far in the tail of the normal "
+            f"distribution (mean={mean}, std={std}) to sample in {_compute(dtype)}")
+
+
+def fill_params(op, dtype, value, of=""):
+    finite(op, of, value=value)
+    if abs(value) > torch.finfo(dtype).max:
+        raise ValueError(f"paramops.{op}: value {value}{of} overflows {dtype}")
+
+
+# ---------------------------------------------------------------- the single-tensor ops
+def uniform(t, a, b, off):
+    tensor("uniform_", t)
+    uniform_params("uniform_", t.dtype, a, b)
     offset("uniform_", off, t.numel())
 
 
 def normal(t, mean, std, off):
     tensor("normal_", t)
-    finite("normal_", mean=mean, std=std)
-    if std < 0:
-        raise ValueError(f"paramops.normal_: std must be >= 0, got {std}")
-    fits_compute("normal_", t.dtype, mean=mean, std=std)
+    normal_params("normal_", t.dtype, mean, std)
     offset("normal_", off, t.numel())
 
 
 def trunc_normal(t, mean, std, a, b, off):
-    from . import _reference as R
-
     tensor("trunc_normal_", t)
-    finite("trunc_normal_", mean=mean, std=std, a=a, b=b)
-    if not std > 0:
-        raise ValueError(f"paramops.trunc_normal_: std must be > 0, got {std}")
-    fits_compute("trunc_normal_", t.dtype, mean=mean, std=std)
-    if not a < b:
-        raise ValueError(f"paramops.trunc_normal_: a must be less than b, got a={a}, b={b}")
-    if R.dtype_bound(a, t.dtype, True) > R.dtype_bound(b, t.dtype, False):
-        raise ValueError(f"paramops.trunc_normal_: no {t.dtype} value lies in [a, b] = [{a}, {b}]")
-    if not R.trunc_setup(mean, std, a, b, t.dtype == torch.float64)[3]:
-        raise ValueError(
-            f"paramops.trunc_normal_: [a, b] = [{a}, {b}] lies too far in the tail of the normal "
-            f"distribution (mean={mean}, std={std}) to sample in {_compute(t.dtype)}")
+    trunc_normal_params("trunc_normal_", t.dtype, mean, std, a, b)
     offset("trunc_normal_", off, t.numel())
 
 
 def fill(t, value):
     tensor("fill_", t)
-    finite("fill_", value=value)
-    if abs(value) > torch.finfo(t.dtype).max:
-        raise ValueError(f"paramops.fill_: value {value} overflows {t.dtype}")
+    fill_params("fill_", t.dtype, value)

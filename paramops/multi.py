@@ -24,7 +24,6 @@ and meta tensors; the C++ kernel raises the same messages), the reference
 implementation and the fake kernel, which paramops/_ops.py registers.
 """
 import array
-import math
 import numbers
 import operator
 
@@ -32,7 +31,6 @@ import numpy as np
 import torch
 
 from . import _checks
-from . import _reference as R
 
 SCHEMA = "(Tensor(a!)[] tensors, Tensor plan, Tensor params) -> ()"
 PLAN_ROW = "one row (kind, seed, stream, offset) per tensor"
@@ -47,8 +45,8 @@ _ARITY = {UNIFORM: 2, NORMAL: 2, TRUNC: 4, FILL: 1}
 _FORM = {UNIFORM: "(a, b)", NORMAL: "(mean, std)", TRUNC: "(mean, std, a, b)", FILL: "(value,)"}
 _PAD = {k: (0.0,) * (4 - n) for k, n in _ARITY.items()}
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_F32_OVERFLOW = float.fromhex("0x1.ffffffp127")  # |v| >= this rounds to inf in float32
-_OP = "paramops.multi_init_"
+_OP_NAME = "multi_init_"
+_OP = "paramops." + _OP_NAME
 
 
 # ------------------------------------------------------------------ op checks
@@ -80,83 +78,19 @@ def _kind_error(i, kind):
                       f"got {kind}")
 
 
-def _finite(v, name, of):
-    if not math.isfinite(v):
-        raise ValueError(f"{_OP}: {name}{of} must be finite, got {v}")
-
-
-def _fits_compute(v, dtype, name, of):
-    if dtype != torch.float64 and abs(v) >= _F32_OVERFLOW:
-        raise ValueError(f"{_OP}: {name} {v}{of} overflows torch.float32")
+# the single ops' parameter checks, by kind, naming "tensors[i]"
+_PARAM_CHECKS = {UNIFORM: _checks.uniform_params, NORMAL: _checks.normal_params,
+                 TRUNC: _checks.trunc_normal_params, FILL: _checks.fill_params}
 
 
 def _check_tensor(t, i):
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{_OP}: tensors[{i}] must be a torch.Tensor, got {type(t).__name__}")
+    _checks.is_tensor(_OP_NAME, t, f"tensors[{i}]")
 
 
-def _check_self(t, i):
-    if t.layout != torch.strided:
-        raise TypeError(f"{_OP}: tensors[{i}] must be a dense (strided) tensor, got layout {t.layout}")
-    if t.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"{_OP}: tensors[{i}] must be a float16, bfloat16, float32 or float64 tensor, "
-                        f"got {t.dtype}")
-    if t.device.type not in _checks.DEVICES:
-        raise RuntimeError(f"{_OP}: no backend for device '{t.device}' of tensors[{i}]; paramops runs on "
-                           f"{', '.join(_checks.DEVICES)}")
-    if t.device.type != "meta" and torch._debug_has_internal_overlap(t) == 1:
-        raise RuntimeError(f"{_OP}: tensors[{i}] has overlapping elements in memory (e.g. from expand()); "
-                           "write into a tensor with distinct elements")
-
-
-def _check_params(t, kind, p, of):
-    dtype = t.dtype
-    c = _checks._compute(dtype)
-    if kind == UNIFORM:
-        a, b = p[0], p[1]
-        _finite(a, "a", of)
-        _finite(b, "b", of)
-        if not a < b:
-            raise ValueError(f"{_OP}: a{of} must be less than b, got a={a}, b={b}")
-        ftype = np.float64 if c == torch.float64 else np.float32
-        with np.errstate(over="ignore"):
-            if not np.isfinite(ftype(b) - ftype(a)):  # the range as the kernels compute it
-                raise ValueError(f"{_OP}: b - a{of} overflows {c}")
-    elif kind == NORMAL:
-        mean, std = p[0], p[1]
-        _finite(mean, "mean", of)
-        _finite(std, "std", of)
-        if not std >= 0:
-            raise ValueError(f"{_OP}: std{of} must be >= 0, got {std}")
-        _fits_compute(mean, dtype, "mean", of)
-        _fits_compute(std, dtype, "std", of)
-    elif kind == TRUNC:
-        mean, std, a, b = p
-        for name, v in (("mean", mean), ("std", std), ("a", a), ("b", b)):
-            _finite(v, name, of)
-        if not std > 0:
-            raise ValueError(f"{_OP}: std{of} must be > 0, got {std}")
-        _fits_compute(mean, dtype, "mean", of)
-        _fits_compute(std, dtype, "std", of)
-        if not a < b:
-            raise ValueError(f"{_OP}: a{of} must be less than b, got a={a}, b={b}")
-        if R.dtype_bound(a, dtype, True) > R.dtype_bound(b, dtype, False):
-            raise ValueError(f"{_OP}: no {dtype} value lies in [a, b] = [{a}, {b}]{of}")
-        if not R.trunc_setup(mean, std, a, b, dtype == torch.float64)[3]:
-            raise ValueError(f"{_OP}: [a, b] = [{a}, {b}]{of} lies too far in the tail of the normal "
-                             f"distribution (mean={mean}, std={std}) to sample in {c}")
-    else:
-        value = p[0]
-        _finite(value, "value", of)
-        if abs(value) > torch.finfo(dtype).max:
-            raise ValueError(f"{_OP}: value {value}{of} overflows {dtype}")
-
-
-def _check_offset(t, off, of):
-    if off < 0:
-        raise ValueError(f"{_OP}: offset{of} must be >= 0, got {off}")
-    if off + t.numel() > _INT64_MAX:
-        raise ValueError(f"{_OP}: offset + numel{of} overflows int64")
+def _check_same_device(t, i, dev0):
+    if t.device != dev0:
+        raise RuntimeError(f"{_OP}: tensors[{i}] is on {t.device} but tensors[0] is on {dev0}; "
+                           "all tensors must be on one device")
 
 
 def validate(tensors, plan, params):
@@ -174,14 +108,13 @@ def validate(tensors, plan, params):
         _check_tensor(t, i)
         if dev0 is None:
             dev0 = t.device
-        elif t.device != dev0:
-            raise RuntimeError(f"{_OP}: tensors[{i}] is on {t.device} but tensors[0] is on {dev0}; "
-                               "all tensors must be on one device")
-        _check_self(t, i)
-        of = f" of tensors[{i}]"
-        _check_params(t, kind, prm[i], of)
+        _check_same_device(t, i, dev0)
+        who = f"tensors[{i}]"
+        _checks.tensor(_OP_NAME, t, who)
+        of = " of " + who
+        _PARAM_CHECKS[kind](_OP_NAME, t.dtype, *prm[i][:_ARITY[kind]], of=of)
         if kind != FILL:
-            _check_offset(t, offset, of)
+            _checks.offset(_OP_NAME, offset, t.numel(), of)
     if dev0 is not None and dev0.type != "meta":
         check_disjoint(tensors)
 
@@ -303,9 +236,7 @@ def fake_multi_init_(tensors, plan, params):
     for i, t in enumerate(tensors):
         if kinds is not None and kinds[i] not in _ARITY:
             raise _kind_error(i, kinds[i])
-        if t.device != dev0:
-            raise RuntimeError(f"{_OP}: tensors[{i}] is on {t.device} but tensors[0] is on {dev0}; "
-                               "all tensors must be on one device")
+        _check_same_device(t, i, dev0)
     return None
 
 
