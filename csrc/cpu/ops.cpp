@@ -453,40 +453,38 @@ void check_fill(int dt, double value, const Subject& s) {
 
 // ---------------------------------------------------------------- ops
 namespace {
-void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
-                 int64_t offset) {
-  const Subject s{"uniform_"};
+// The random ops: checks (self, then the parameters as make_job checks them, then the
+// offset), the version bump, then the write. make_job(dtype, subject) returns the Job.
+template <class MakeJob>
+void random_op(const char* op, const at::Tensor& self, int64_t offset, const MakeJob& make_job) {
+  const Subject s{op};
   IeeeDefaults fp_defaults;
   const int dt = check_self(self, s);
-  const Job job = uniform_job(dt, a, b, seed, stream, s);
+  const Job job = make_job(dt, s);
   check_offset(self, offset, s);
   bump_version(self);
-  const GenFn gen = choose_isa().gen;
-  run(self, job, offset, gen);
+  run(self, job, offset, choose_isa().gen);
+}
+
+void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
+                 int64_t offset) {
+  random_op("uniform_", self, offset, [&](int dt, const Subject& s) {
+    return uniform_job(dt, a, b, seed, stream, s);
+  });
 }
 
 void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
                 int64_t offset) {
-  const Subject s{"normal_"};
-  IeeeDefaults fp_defaults;
-  const int dt = check_self(self, s);
-  const Job job = normal_job(dt, mean, std, seed, stream, s);
-  check_offset(self, offset, s);
-  bump_version(self);
-  const GenFn gen = choose_isa().gen;
-  run(self, job, offset, gen);
+  random_op("normal_", self, offset, [&](int dt, const Subject& s) {
+    return normal_job(dt, mean, std, seed, stream, s);
+  });
 }
 
 void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a, double b,
                       int64_t seed, int64_t stream, int64_t offset) {
-  const Subject s{"trunc_normal_"};
-  IeeeDefaults fp_defaults;
-  const int dt = check_self(self, s);
-  const Job job = trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
-  check_offset(self, offset, s);
-  bump_version(self);
-  const GenFn gen = choose_isa().gen;
-  run(self, job, offset, gen);
+  random_op("trunc_normal_", self, offset, [&](int dt, const Subject& s) {
+    return trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
+  });
 }
 
 void fill_cpu(const at::Tensor& self, double value) {

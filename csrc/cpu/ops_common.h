@@ -56,8 +56,8 @@ struct Subject {
   std::string of() const { return index < 0 ? "" : " of tensors[" + std::to_string(index) + "]"; }
 };
 
-// Messages match paramops/_checks.py (the single ops) and paramops/multi.py
-// (multi_init_): numbers as Python's repr() prints a float, dtypes as torch.<name>.
+// Messages match paramops/_checks.py (which multi_init_'s Python side uses too):
+// numbers as Python's repr() prints a float, dtypes as torch.<name>.
 std::string py_float(double v);
 const char* dtype_name(int dt);
 std::string torch_dtype(at::ScalarType st);
