@@ -25,11 +25,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._python_dispatch import _get_current_dispatch_mode as _current_mode
 
 from . import _checks
+from .multi import _CODES as KIND_OF  # noqa: F401  (kind code by name, "normal_" included; for ops.py)
+from .multi import _DIST, FILL, NORMAL, TRUNC, UNIFORM
 from .ops import _i64, draw_seed
-
-UNIFORM, NORMAL, TRUNC, FILL = 0, 1, 2, 3
-_KIND_NAMES = ("uniform", "normal", "trunc_normal", "fill")
-KIND_OF = {"uniform_": UNIFORM, "normal_": NORMAL, "trunc_normal_": TRUNC, "fill_": FILL}  # by op name
 
 _aten = torch.ops.aten
 # Ops that take a pending tensor but never read or write its values.
@@ -45,12 +43,6 @@ _RAW_READERS = ("numpy", "tolist", "__array__", "__dlpack__", "untyped_storage",
 _untyped_storage = torch._C.TensorBase.untyped_storage  # unwrapped, for our own use
 
 _tls = threading.local()
-
-
-def active():
-    """The innermost Capture of this thread, or None."""
-    stack = getattr(_tls, "stack", None)
-    return stack[-1] if stack else None
 
 
 def recording():
@@ -82,7 +74,7 @@ class Record:
         return self._geom
 
     def __repr__(self):
-        return (f"Record({_KIND_NAMES[self.kind]}{self.params}, shape={tuple(self.tensor.shape)}, "
+        return (f"Record({_DIST.get(self.kind, 'fill')}{self.params}, shape={tuple(self.tensor.shape)}, "
                 f"{self.tensor.dtype}, seed={self.seed}, stream={self.stream}, wave={self.wave})")
 
 

@@ -235,7 +235,7 @@ def _reset(module):
         hf.init_weights()  # _init_weights on every module, then tie_weights
 
 
-def init_module(module, fn=None, *, seed=None, _watch=None):
+def init_module(module, fn=None, *, seed=None):
     """(Re-)initialize `module` in place, fused.
 
     fn=None runs the module's own init logic: reset_parameters() (or _reset_parameters())
@@ -244,23 +244,28 @@ def init_module(module, fn=None, *, seed=None, _watch=None):
     torch.nn.init). seed: keyed, order-independent init (see the module docstring).
     Returns `module`.
     """
-    from ._patch import patched
-
     if not isinstance(module, nn.Module):
         raise TypeError(f"paramops.init_module: module must be a torch.nn.Module, got {type(module).__name__}")
     if fn is not None and not callable(fn):
         raise TypeError(f"paramops.init_module: fn must be callable, got {type(fn).__name__}")
     _check_seed("init_module", seed)
+    _init(module, fn, seed)
+    return module
+
+
+def _init(module, fn, seed, watch=None):
+    """init_module's work, arguments checked; returns the Capture (its .written: the keys
+    of `watch` that were written)."""
+    from ._patch import patched
+
     resolve = _Keyed(seed, names=_Names().add(module)) if seed is not None else None
-    cap = _capture.Capture(resolve=resolve, watch=_watch)
+    cap = _capture.Capture(resolve=resolve, watch=watch)
     with patched(), cap:
         if fn is not None:
             module.apply(fn)
         else:
             _reset(module)
-    if _watch is not None:
-        return cap.written
-    return module
+    return cap
 
 
 def materialize(module, device=None, *, seed=None):
@@ -298,7 +303,7 @@ def materialize(module, device=None, *, seed=None):
     for name, t in _named_tensors(module):
         if t.device.type != "meta" and t.numel() > 0:
             named.setdefault(storage_key(t), []).append((name, t))
-    written = init_module(module, seed=seed, _watch=set(named))
+    written = _init(module, None, seed, watch=set(named)).written
     missing = [(n, t) for k, ts in named.items() if k not in written for n, t in ts]
     if missing:
         warnings.warn("paramops.materialize: no init logic wrote " + ", ".join(n for n, _ in missing)

@@ -40,11 +40,14 @@ def draw_seed(generator=None):
     return buf.random_(_SEED_LO, _SEED_HI, generator=generator).item()
 
 
-def _written(tensor):
-    """Bump the autograd version counter, as torch's in-place ops do, for a call the fused
-    mode records instead of running (the kernels bump it themselves when they run)."""
+def _record(cap, tensor, kind, args, seed, stream=0, offset=0):
+    """Fused mode: queue the call in `cap` instead of running it, and bump the autograd
+    version counter as torch's in-place ops do (the kernels bump it when they run)."""
+    if tensor.numel() > 0:
+        cap.record(tensor, kind, args, seed, stream, offset)
     if not tensor.is_inference():
         torch.autograd.graph.increment_version(tensor)
+    return tensor
 
 
 def _run(op, tensor, args, generator, seed, stream, offset):
@@ -57,10 +60,7 @@ def _run(op, tensor, args, generator, seed, stream, offset):
         # cuda tensor without internal overlap, which is what Capture records)
         with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # the seed draw skips the mode
             s = _i64(draw_seed(generator) if seed is None else seed)
-        if tensor.numel() > 0:
-            cap.record(tensor, _capture.KIND_OF[op.__name__], args, s, _i64(stream), int(offset))
-        _written(tensor)
-        return tensor
+        return _record(cap, tensor, _capture.KIND_OF[op.__name__], args, s, _i64(stream), int(offset))
     s = draw_seed(generator) if seed is None else _i64(seed)
     grad = torch.is_grad_enabled()  # cheaper than `with torch.no_grad()`, which matters for tiny tensors
     torch._C._set_grad_enabled(False)
@@ -100,10 +100,7 @@ def fill_(tensor, value):
     if tensor.device.type != "meta":
         cap = _capture.recording()
         if cap is not None:
-            if tensor.numel() > 0:
-                cap.record(tensor, _capture.FILL, (value,), 0)
-            _written(tensor)
-            return tensor
+            return _record(cap, tensor, _capture.FILL, (value,), 0)
         with torch.no_grad():
             torch.ops.paramops.fill_(tensor, value)
     return tensor
