@@ -412,6 +412,17 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
     return _normal(tensor, 0.0, std, generator, "xavier_normal_")
 
 
+def _kaiming_std(tensor, a, mode, nonlinearity):
+    """The kaiming std, as torch computes it; None (after torch's warning) for a zero-element
+    tensor, which both kaiming inits leave alone."""
+    if 0 in tensor.shape:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return None
+    fan = _calculate_correct_fan(tensor, mode)
+    gain = calculate_gain(nonlinearity, a)
+    return gain / math.sqrt(fan)
+
+
 def kaiming_uniform_(
     tensor: Tensor,
     a: float = 0,
@@ -424,12 +435,9 @@ def kaiming_uniform_(
             kaiming_uniform_, (tensor,), tensor=tensor, a=a, mode=mode, nonlinearity=nonlinearity,
             generator=generator)
 
-    if 0 in tensor.shape:
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
         return tensor
-    fan = _calculate_correct_fan(tensor, mode)
-    gain = calculate_gain(nonlinearity, a)
-    std = gain / math.sqrt(fan)
     bound = math.sqrt(3.0) * std  # Calculate uniform bounds from standard deviation
     return _uniform(tensor, -bound, bound, generator, "kaiming_uniform_")
 
@@ -441,12 +449,9 @@ def kaiming_normal_(
     nonlinearity: _NonlinearityType = "leaky_relu",
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    if 0 in tensor.shape:
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+    std = _kaiming_std(tensor, a, mode, nonlinearity)
+    if std is None:
         return tensor
-    fan = _calculate_correct_fan(tensor, mode)
-    gain = calculate_gain(nonlinearity, a)
-    std = gain / math.sqrt(fan)
     return _normal(tensor, 0, std, generator, "kaiming_normal_")
 
 
