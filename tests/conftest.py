@@ -4,6 +4,11 @@ import os
 
 import pytest
 import torch
+
+# Without a GPU the Triton kernels run on the CPU through Triton's interpreter. triton.jit
+# reads this when a kernel is defined, so it must be set before paramops.kernels is imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import paramops
