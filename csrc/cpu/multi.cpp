@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "cpu/job.h"
+#include "cpu/multi_common.h"
 #include "cpu/ops_common.h"
 #include "paramops/transforms.h"
 
@@ -43,76 +44,8 @@ namespace cpu {
 namespace {
 
 constexpr const char* kOp = "multi_init_";
-enum Kind { KIND_UNIFORM = 0, KIND_NORMAL = 1, KIND_TRUNC = 2, KIND_FILL = 3 };
-
-// What entries with the same (kind, dtype, parameters) share: the checked
-// parameters, rounded to the compute type (the Job without seed and stream),
-// or the fill value in the output dtype. Built once per distinct key.
-struct Tmpl {
-  int32_t kind;
-  int32_t esize;
-  uint64_t fill_bits;  // KIND_FILL: the value in the output dtype
-  double fill_value;   // KIND_FILL: as given (the strided path uses Tensor.fill_)
-  Job job;             // the random kinds; seed and stream are per entry
-};
-
-// One non-empty entry, ready to write.
-struct Entry {
-  char* data;
-  int64_t offset;  // global index of element 0
-  int64_t seed, stream;
-  int64_t index;   // in the tensor list
-  int32_t tmpl;    // into Scratch::tmpls
-};
-
-struct Extent {
-  uintptr_t lo, hi;  // bytes [lo, hi)
-  int64_t i;
-};
-
-// Per-thread scratch kept between calls: a list of 10,000 tensors needs ~1 MB
-// of it, which would otherwise be fresh pages (page faults) on every call. A
-// nested call on the same thread (the strided path runs torch ops, which a
-// Python dispatch mode could turn into another multi_init_) takes its own.
-struct Scratch {
-  std::vector<Entry> fused, strided;
-  std::vector<Tmpl> tmpls;
-  std::vector<Extent> ext, tmp;
-  std::vector<uint32_t> count;
-  std::vector<int64_t> start;
-};
-
-class ScratchLease {
- public:
-  ScratchLease() : cached_(busy_ ? nullptr : &cache_) {
-    if (cached_ != nullptr) busy_ = true;
-  }
-  ~ScratchLease() {
-    if (cached_ == nullptr) return;
-    if (cache_.fused.capacity() > (1 << 16)) cache_ = Scratch();  // keep at most ~7 MB
-    busy_ = false;
-  }
-  Scratch& get() { return cached_ != nullptr ? *cached_ : own_; }
-
- private:
-  static thread_local Scratch cache_;
-  static thread_local bool busy_;
-  Scratch* cached_;
-  Scratch own_;
-};
-thread_local Scratch ScratchLease::cache_;
-thread_local bool ScratchLease::busy_ = false;
 
 std::string idx(int64_t i) { return std::to_string(i); }
-
-// The tensor list, read in place from the dispatcher's stack: the boxed kernel
-// below avoids the copy that unboxing to at::TensorList makes (for 10,000
-// tensors, 10,000 reference count round trips).
-struct Tensors {
-  c10::ArrayRef<c10::IValue> v;
-  size_t size() const { return v.size(); }
-  const at::Tensor& operator[](size_t i) const { return v[i].toTensor(); }
-};
 
 std::string shape_str(const at::Tensor& t) {
   std::string s = "[";
@@ -379,20 +312,16 @@ class TmplCache {
   int used_ = 0, next_ = 0;
 };
 
-void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& params_arg) {
-  IeeeDefaults fp_defaults;
+}  // namespace
+
+thread_local Scratch ScratchLease::cache_;
+thread_local bool ScratchLease::busy_ = false;
+
+bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& params_arg,
+                   c10::DeviceType device, Scratch& scratch) {
   const int64_t n = static_cast<int64_t>(tensors.size());
   check_table(plan_arg, "plan", at::kLong, n, "one row (kind, seed, stream, offset) per tensor");
   check_table(params_arg, "params", at::kDouble, n, "one row of 4 parameters per tensor");
-  if (n == 0) return;
-  const at::Tensor plan_t = plan_arg.is_neg() ? plan_arg.resolve_neg() : plan_arg;
-  const at::Tensor params_t = params_arg.is_neg() ? params_arg.resolve_neg() : params_arg;
-  const Table<int64_t> plan(plan_t);
-  const Table<double> params(params_t);
-
-  // ---- checks and per-entry setup; nothing is written before all passed
-  ScratchLease lease;
-  Scratch& scratch = lease.get();
   std::vector<Entry>&fused = scratch.fused, &strided = scratch.strided;
   std::vector<Tmpl>& tmpls = scratch.tmpls;
   std::vector<Extent>& ext = scratch.ext;
@@ -402,10 +331,17 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
   tmpls.clear();
   ext.clear();
   start.clear();
+  start.push_back(0);  // start[k]: first element of fused[k] in the concatenation
+  if (n == 0) return false;
+  const at::Tensor plan_t = plan_arg.is_neg() ? plan_arg.resolve_neg() : plan_arg;
+  const at::Tensor params_t = params_arg.is_neg() ? params_arg.resolve_neg() : params_arg;
+  const Table<int64_t> plan(plan_t);
+  const Table<double> params(params_t);
+
+  // ---- checks and per-entry setup; nothing is written before all passed
   fused.reserve(n);
   ext.reserve(n);
   start.reserve(n + 1);
-  start.push_back(0);  // start[k]: first element of fused[k] in the concatenation
   TmplCache cache;
   bool any_random = false;
   const at::Device dev0 = tensors[0].device();
@@ -434,10 +370,10 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
     // check_self's checks; a contiguous tensor has no internal overlap, so the
     // common case needs no call. Anything else gets check_self (and its message).
     int dt = dtype_of(t.scalar_type());
-    bool contiguous = impl->layout() == at::kStrided && dt >= 0 && impl->device_type() == at::kCPU &&
+    bool contiguous = impl->layout() == at::kStrided && dt >= 0 && impl->device_type() == device &&
                       impl->is_contiguous();
     if (!contiguous) {
-      dt = check_self(t, Subject{kOp, i});
+      dt = check_self(t, Subject{kOp, i}, device);
       contiguous = impl->is_contiguous();
     }
     const double p[4] = {params(i, 0), params(i, 1), params(i, 2), params(i, 3)};
@@ -446,6 +382,7 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
       Tmpl tp{};
       tp.kind = static_cast<int32_t>(kind);
       tp.esize = static_cast<int32_t>(impl->itemsize());
+      tp.job.dtype = dt;
       switch (kind) {
         case KIND_UNIFORM: tp.job = uniform_job(dt, p[0], p[1], 0, 0, s); break;
         case KIND_NORMAL: tp.job = normal_job(dt, p[0], p[1], 0, 0, s); break;
@@ -487,6 +424,19 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
   }
   check_disjoint(tensors, ext, scratch.tmp, scratch.count);
   for (int64_t i = 0; i < n; ++i) bump_version(tensors[i]);  // all checked: nothing written yet
+  return any_random;
+}
+
+namespace {
+
+void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& params_arg) {
+  IeeeDefaults fp_defaults;
+  ScratchLease lease;
+  Scratch& scratch = lease.get();
+  const bool any_random = prepare_multi(tensors, plan_arg, params_arg, c10::DeviceType::CPU, scratch);
+  const std::vector<Entry>&fused = scratch.fused, &strided = scratch.strided;
+  const std::vector<Tmpl>& tmpls = scratch.tmpls;
+  const std::vector<int64_t>& start = scratch.start;
   const GenFn gen = any_random ? choose_isa().gen : nullptr;  // may raise (PARAMOPS_CPU_ISA)
 
   // ---- the contiguous entries: one parallel pass over their concatenation
@@ -531,6 +481,8 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
   }
 }
 
+}  // namespace
+
 // Drops the op's arguments from the stack. When the stack holds the last
 // reference to the list, that releases every tensor's reference, and for a
 // tensor with a Python object torch then decrefs the object, taking the GIL
@@ -557,6 +509,8 @@ void drop_args(torch::jit::Stack& stack, size_t a) {
   torch::jit::drop(stack, 3);
   PyGILState_Release(gil);
 }
+
+namespace {
 
 // Boxed: the tensor list is read in place from the stack (see Tensors).
 void multi_init_cpu(const c10::OperatorHandle&, torch::jit::Stack* stack) {

@@ -141,7 +141,7 @@ std::string torch_dtype(at::ScalarType st) {
 }
 
 // Checks self and returns its paramops::DType.
-int check_self(const at::Tensor& self, const Subject& s) {
+int check_self(const at::Tensor& self, const Subject& s, c10::DeviceType device) {
   const char* op = s.op;
   TORCH_CHECK_TYPE(self.layout() == at::kStrided, "paramops.", op, ": ", s.self(),
                    " must be a dense (strided) tensor, got layout ", torch_layout(self.layout()));
@@ -156,8 +156,9 @@ int check_self(const at::Tensor& self, const Subject& s) {
                        " must be a float16, bfloat16, float32 or float64 tensor, got ",
                        torch_dtype(self.scalar_type()));
   }
-  TORCH_CHECK(self.device().is_cpu(), "paramops.", op,
-              ": the CPU kernel got a tensor on ", self.device().str());
+  TORCH_CHECK(self.device().type() == device, "paramops.", op, ": the ",
+              device == c10::DeviceType::CPU ? "CPU" : "CUDA", " kernel got a tensor on ",
+              self.device().str());
   TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes, "paramops.", op, ": ",
               s.self(), " has overlapping elements in memory (e.g. from expand()); write into a "
               "tensor with distinct elements");
@@ -453,16 +454,11 @@ void check_fill(int dt, double value, const Subject& s) {
 
 // ---------------------------------------------------------------- ops
 namespace {
-// The random ops: checks (self, then the parameters as make_job checks them, then the
-// offset), the version bump, then the write. make_job(dtype, subject) returns the Job.
+// The random ops: prepare_random (checks, version bump; ops_common.h), then the write.
 template <class MakeJob>
 void random_op(const char* op, const at::Tensor& self, int64_t offset, const MakeJob& make_job) {
-  const Subject s{op};
   IeeeDefaults fp_defaults;
-  const int dt = check_self(self, s);
-  const Job job = make_job(dt, s);
-  check_offset(self, offset, s);
-  bump_version(self);
+  const Job job = prepare_random(Subject{op}, self, offset, c10::DeviceType::CPU, make_job);
   run(self, job, offset, choose_isa().gen);
 }
 
@@ -488,11 +484,8 @@ void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a,
 }
 
 void fill_cpu(const at::Tensor& self, double value) {
-  const Subject s{"fill_"};
   IeeeDefaults fp_defaults;
-  const int dt = check_self(self, s);
-  check_fill(dt, value, s);
-  bump_version(self);
+  prepare_fill(Subject{"fill_"}, self, value, c10::DeviceType::CPU);
   if (self.numel() == 0) return;
   // Below autograd: the op as a whole is what autograd sees.
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -526,9 +519,22 @@ TORCH_LIBRARY_IMPL(paramops, SparseCsrCPU, m) {
   m.impl("fill_", &paramops::cpu::fill_cpu);
 }
 
+#if defined(PARAMOPS_CUDA)
+namespace paramops {
+namespace cuda {
+void register_kernels();  // cuda/ops.cpp
+}  // namespace cuda
+}  // namespace paramops
+#endif
+
 // `from paramops import _C` loads this library (and so runs the registrations
-// above). The module has one function, cpu_isa(): the name of the code path
-// ("avx512", "avx2", "base") the CPU kernels take now, PARAMOPS_CPU_ISA included.
+// above: the CPU kernels only). The module's functions:
+//   cpu_isa(): the name of the code path ("avx512", "avx2", "base") the CPU
+//     kernels take now, PARAMOPS_CPU_ISA included;
+//   cuda_built(): whether this build has the CUDA kernels (cuda/*.cu);
+//   register_cuda(): registers them for the CUDA dispatch key (idempotent), so
+//     that Python chooses the backend that serves CUDA tensors; raises
+//     RuntimeError in a build without them.
 namespace {
 PyObject* py_cpu_isa(PyObject*, PyObject*) {
   try {
@@ -538,9 +544,40 @@ PyObject* py_cpu_isa(PyObject*, PyObject*) {
     return nullptr;
   }
 }
+PyObject* py_cuda_built(PyObject*, PyObject*) {
+#if defined(PARAMOPS_CUDA)
+  Py_RETURN_TRUE;
+#else
+  Py_RETURN_FALSE;
+#endif
+}
+PyObject* py_register_cuda(PyObject*, PyObject*) {
+#if defined(PARAMOPS_CUDA)
+  try {
+    paramops::cuda::register_kernels();
+  } catch (const c10::Error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    return nullptr;
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+#else
+  PyErr_SetString(PyExc_RuntimeError,
+                  "paramops: this build of paramops._C has no CUDA kernels (built without CUDA: "
+                  "no csrc/cuda/*.cu, a CPU-only torch, no CUDA toolchain or PARAMOPS_NO_CUDA=1)");
+  return nullptr;
+#endif
+}
 PyMethodDef methods[] = {
     {"cpu_isa", py_cpu_isa, METH_NOARGS,
      "The CPU code path the kernels take now: 'avx512', 'avx2' or 'base'."},
+    {"cuda_built", py_cuda_built, METH_NOARGS,
+     "Whether this build of paramops._C has the CUDA kernels."},
+    {"register_cuda", py_register_cuda, METH_NOARGS,
+     "Register the CUDA kernels of the five ops for the CUDA dispatch key (idempotent). "
+     "RuntimeError in a build without CUDA kernels."},
     {nullptr, nullptr, 0, nullptr}};
 }  // namespace
 

@@ -1,6 +1,10 @@
-// paramops CPU kernels: what the torch bindings (ops.cpp: the single-tensor
-// ops, multi.cpp: multi_init_) share. Definitions live in ops.cpp, except the
-// small inline pieces below.
+// paramops kernels: what the torch bindings (cpu/ops.cpp: the single-tensor
+// ops, cpu/multi.cpp: multi_init_, cuda/ops.cpp: the CUDA kernels) share: the
+// argument checks, the per-call parameters (Job builders) and the version
+// bump are device-agnostic; the CPU driver (run, choose_isa, parallel_blocks)
+// is the CPU's. Definitions live in cpu/ops.cpp, except the small inline
+// pieces below. (The directory is cpu/ because setup.py builds csrc/cpu/*.cpp
+// in every build, CPU-only or CUDA.)
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -63,8 +67,9 @@ const char* dtype_name(int dt);
 std::string torch_dtype(at::ScalarType st);
 std::string torch_layout(at::Layout l);  // as str(torch.layout) prints it
 
-// Checks layout, dtype, device (CPU) and internal overlap; returns the paramops::DType.
-int check_self(const at::Tensor& self, const Subject& s);
+// Checks layout, dtype, device (that of the kernel: the CPU's or CUDA's) and
+// internal overlap; returns the paramops::DType.
+int check_self(const at::Tensor& self, const Subject& s, c10::DeviceType device = c10::DeviceType::CPU);
 void check_offset(const at::Tensor& self, int64_t offset, const Subject& s);
 
 // Check the parameters of one op on a tensor of DType dt and build its Job
@@ -75,6 +80,26 @@ Job trunc_normal_job(int dt, double mean, double std, double a, double b, int64_
                      int64_t stream, const Subject& s);
 // Checks the value of fill_ (finite, representable in dt).
 void check_fill(int dt, double value, const Subject& s);
+
+// What a kernel of the single ops does before it writes, on any device: the
+// checks (self, then the parameters as make_job(dtype, subject) checks them and
+// builds the Job, then the offset), then the version bump. The caller holds
+// IeeeDefaults.
+template <class MakeJob>
+Job prepare_random(const Subject& s, const at::Tensor& self, int64_t offset, c10::DeviceType device,
+                   const MakeJob& make_job) {
+  const int dt = check_self(self, s, device);
+  const Job job = make_job(dt, s);
+  check_offset(self, offset, s);
+  bump_version(self);
+  return job;
+}
+// fill_'s: self, the value, the version bump.
+inline void prepare_fill(const Subject& s, const at::Tensor& self, double value, c10::DeviceType device) {
+  const int dt = check_self(self, s, device);
+  check_fill(dt, value, s);
+  bump_version(self);
+}
 
 // Writes elements [offset, offset + numel) of job's stream into self, any
 // strides, threads included.
