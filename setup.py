@@ -11,8 +11,11 @@ isolation so the extension compiles against that torch:
 
 The C++ extension ``paramops._C`` is built from ``csrc/cpu/*.cpp`` with ninja
 (torch.utils.cpp_extension.BuildExtension). When ``csrc/cuda/*.cu`` exist, the
-installed torch has CUDA and a CUDA toolchain is found, the CUDA sources are
-added and a CUDAExtension is built instead (as in pytorch/extension-cpp).
+installed torch has CUDA and a CUDA toolchain is found, the CUDA sources
+(``csrc/cuda/*.cu`` and the binding ``csrc/cuda/*.cpp``) are added, with
+PARAMOPS_CUDA defined, and a CUDAExtension is built instead (as in
+pytorch/extension-cpp). Its CUDA kernels are registered only when Python calls
+``paramops._C.register_cuda()``.
 Set PARAMOPS_NO_CUDA=1 to force a CPU-only build. With no ``csrc/cpu/*.cpp``
 no extension is built and paramops runs on its Python backend.
 """
@@ -41,7 +44,11 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # recent releases, whose headers warn or fail under -std=c++17). The kernels
 # in csrc/ must therefore compile as C++17 and C++20.
 CXX_FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp"]
-NVCC_FLAGS = ["-O3", "--fmad=false"]
+# The bits depend on these (docs/stream.md; tests/test_cuda_kernels.py checks the PTX):
+# --fmad=false: no contraction of a*b+c into an fma (only the explicit fmaf/fma);
+# correctly rounded division and square root and no flush-to-zero (nvcc's defaults,
+# spelled out so that no global setting changes them). Never --use_fast_math.
+NVCC_FLAGS = ["-O3", "--fmad=false", "--prec-div=true", "--prec-sqrt=true", "--ftz=false"]
 LINK_FLAGS = ["-fopenmp"]
 
 
@@ -62,6 +69,7 @@ class BuildExt(BuildExtension):
 def get_extensions():
     cpu_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "cpu", "*.cpp")))
     cuda_sources = _rel(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cu")))
+    cuda_binding = _rel(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*.cpp")))
     if not cpu_sources:
         print("paramops setup: no csrc/cpu/*.cpp, building no extension")
         return []
@@ -81,8 +89,9 @@ def get_extensions():
         return [
             CUDAExtension(
                 "paramops._C",
-                cpu_sources + cuda_sources,
+                cpu_sources + cuda_binding + cuda_sources,
                 extra_compile_args={"cxx": CXX_FLAGS, "nvcc": NVCC_FLAGS},
+                define_macros=[("PARAMOPS_CUDA", "1")],
                 **common,
             )
         ]

@@ -1,0 +1,252 @@
+// paramops CUDA kernels: the torch binding (compiled by the host compiler as
+// part of the CUDAExtension; the kernels are in cuda/kernels.cu).
+//
+// The checks, per-call parameters (Job builders), multi_init_'s entry
+// preparation and overlap check and the version bump are the CPU kernels'
+// (cpu/ops_common.h, cpu/multi_common.h), with the CUDA device type; messages
+// are therefore the same. Then: device guard, current stream, launch.
+//
+// Nothing is registered when the library loads: register_kernels() (exposed
+// as paramops._C.register_cuda()) registers the five ops for the CUDA dispatch
+// key on demand, so that Python chooses which backend serves CUDA tensors.
+#include <ATen/ATen.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cpu/job.h"
+#include "cpu/multi_common.h"
+#include "cpu/ops_common.h"
+#include "cuda/launch.h"
+#include "paramops/transforms.h"
+
+namespace paramops {
+namespace cuda {
+namespace {
+
+using cpu::Job;
+using cpu::Subject;
+constexpr c10::DeviceType kCUDA = c10::DeviceType::CUDA;
+
+void check_launch(int err, const char* op) {
+  TORCH_CHECK(err == 0, "paramops.", op, ": CUDA kernel launch failed: ", error_string(err));
+}
+
+// SM count per device index, cached (the grid is sized from it).
+int sms_of(int device, const char* op) {
+  static std::atomic<int> cache[64] = {};
+  if (device >= 0 && device < 64) {
+    const int v = cache[device].load(std::memory_order_relaxed);
+    if (v > 0) return v;
+  }
+  const int v = sm_count(device);
+  TORCH_CHECK(v > 0, "paramops.", op, ": cudaDeviceGetAttribute(MultiProcessorCount) failed: ",
+              error_string(-v));
+  if (device >= 0 && device < 64) cache[device].store(v, std::memory_order_relaxed);
+  return v;
+}
+
+void* current_stream(int device) { return c10::cuda::getCurrentCUDAStream(device).stream(); }
+
+Gen gen_of(const Job& j) {
+  Gen g;
+  std::memset(&g, 0, sizeof g);
+  g.dist = j.dist;
+  g.dtype = j.dtype;
+  g.seed = j.seed;
+  g.stream = j.stream;
+  std::memcpy(g.pf, j.pf, sizeof g.pf);
+  std::memcpy(g.pd, j.pd, sizeof g.pd);
+  return g;
+}
+
+// Copies host bytes to `device` with one async H2D copy from pinned memory.
+// The pinned buffer comes from (and returns to) torch's caching host
+// allocator, which keeps it until the copy on the current stream is done; the
+// device buffer is freed into the caching allocator on this stream, so the
+// kernels queued after the copy on this stream finish before its reuse.
+at::Tensor pinned_bytes(int64_t nbytes) {
+  return at::empty({nbytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+}
+
+// Writes elements [offset, offset + numel) of g into t (any strides) on the
+// current stream of t's device; the caller holds the device guard.
+void write(const at::Tensor& t, const Gen& g, int64_t offset, const char* op) {
+  const int64_t n = t.numel();
+  if (n == 0) return;
+  const int dev = t.get_device();
+  const int sms = sms_of(dev, op);
+  void* stream = current_stream(dev);
+  char* data = static_cast<char*>(t.data_ptr());
+  const int nd = static_cast<int>(t.dim());
+  std::vector<int64_t> size(nd > 0 ? nd : 1), stride(nd > 0 ? nd : 1);
+  const int m = coalesce_dims(nd, t.sizes().data(), t.strides().data(), size.data(), stride.data());
+  if (m == 0 || (m == 1 && stride[0] == 1)) {
+    check_launch(launch_contig(g, data, offset, n, sms, stream), op);
+  } else if (m <= kMaxDims) {
+    Dims d;
+    std::memset(&d, 0, sizeof d);
+    d.nd = m;
+    for (int k = 0; k < m; ++k) {
+      d.size[k] = size[k];
+      d.stride[k] = stride[k];
+    }
+    check_launch(launch_strided(g, data, d, offset, n, sms, stream), op);
+  } else {  // more coalesced dims than the kernel parameters hold: sizes and strides in device memory
+    at::Tensor host = pinned_bytes(2 * m * static_cast<int64_t>(sizeof(int64_t)));
+    int64_t* h = reinterpret_cast<int64_t*>(host.data_ptr());
+    for (int k = 0; k < m; ++k) {
+      h[k] = size[k];
+      h[m + k] = stride[k];
+    }
+    const at::Tensor dims = host.to(t.device(), /*non_blocking=*/true);
+    check_launch(launch_strided_many(g, data, m, reinterpret_cast<const int64_t*>(dims.const_data_ptr()),
+                                     offset, n, sms, stream),
+                 op);
+  }
+}
+
+// ---------------------------------------------------------------- single ops
+template <class MakeJob>
+void random_op(const char* op, const at::Tensor& self, int64_t offset, const MakeJob& make_job) {
+  cpu::IeeeDefaults fp_defaults;  // the host-side parameters (trunc_normal_'s Phi)
+  const Job job = cpu::prepare_random(Subject{op}, self, offset, kCUDA, make_job);
+  const c10::cuda::CUDAGuard guard(self.device());
+  write(self, gen_of(job), offset, op);
+}
+
+void uniform_cuda(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
+                  int64_t offset) {
+  random_op("uniform_", self, offset, [&](int dt, const Subject& s) {
+    return cpu::uniform_job(dt, a, b, seed, stream, s);
+  });
+}
+
+void normal_cuda(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
+                 int64_t offset) {
+  random_op("normal_", self, offset, [&](int dt, const Subject& s) {
+    return cpu::normal_job(dt, mean, std, seed, stream, s);
+  });
+}
+
+void trunc_normal_cuda(const at::Tensor& self, double mean, double std, double a, double b,
+                       int64_t seed, int64_t stream, int64_t offset) {
+  random_op("trunc_normal_", self, offset, [&](int dt, const Subject& s) {
+    return cpu::trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
+  });
+}
+
+// torch's own CUDA fill (the value converted as c10::Scalar converts it: the
+// bits of the CPU's fill_), below autograd as on the CPU.
+void fill_tensor(const at::Tensor& self, double value) {
+  at::AutoDispatchBelowADInplaceOrView below;
+  at::Tensor t = self;
+  t.fill_(value);
+}
+
+void fill_cuda(const at::Tensor& self, double value) {
+  cpu::IeeeDefaults fp_defaults;
+  cpu::prepare_fill(Subject{"fill_"}, self, value, kCUDA);
+  if (self.numel() == 0) return;
+  const c10::cuda::CUDAGuard guard(self.device());
+  fill_tensor(self, value);
+}
+
+// ---------------------------------------------------------------- multi_init_
+// All contiguous entries, every kind and dtype, in one launch: their metadata
+// (MultiEntry, 96 bytes each, parameters already in the compute type) and the
+// prefix sums of their Philox call counts go to the device in one pinned
+// buffer and one async copy; the kernel maps each block's chunk of calls to
+// entries by binary search (cuda/generate.cuh). Strided entries take the
+// single ops' strided kernel, one launch each, on the same stream.
+void multi_init(cpu::Tensors tensors, const at::Tensor& plan, const at::Tensor& params) {
+  constexpr const char* op = "multi_init_";
+  cpu::IeeeDefaults fp_defaults;
+  cpu::ScratchLease lease;
+  cpu::Scratch& sc = lease.get();
+  cpu::prepare_multi(tensors, plan, params, kCUDA, sc);
+  if (sc.fused.empty() && sc.strided.empty()) return;
+  const int64_t first = sc.fused.empty() ? sc.strided[0].index : sc.fused[0].index;
+  const at::Device device = tensors[first].device();
+  const c10::cuda::CUDAGuard guard(device);
+  const int dev = device.index();
+
+  const int64_t n = static_cast<int64_t>(sc.fused.size());
+  if (n > 0) {
+    const int64_t meta = n * static_cast<int64_t>(sizeof(MultiEntry));
+    at::Tensor host = pinned_bytes(meta + (n + 1) * static_cast<int64_t>(sizeof(int64_t)));
+    char* hp = static_cast<char*>(host.data_ptr());
+    MultiEntry* entries = reinterpret_cast<MultiEntry*>(hp);
+    int64_t* calls_start = reinterpret_cast<int64_t*>(hp + meta);
+    calls_start[0] = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const cpu::Entry& en = sc.fused[k];
+      const cpu::Tmpl& tp = sc.tmpls[en.tmpl];
+      entries[k] = make_multi_entry(reinterpret_cast<uintptr_t>(en.data), sc.start[k + 1] - sc.start[k],
+                                    en.offset, static_cast<uint64_t>(en.seed), static_cast<uint64_t>(en.stream),
+                                    tp.kind, tp.job.dtype, tp.job.pf, tp.job.pd, tp.fill_bits);
+      calls_start[k + 1] = calls_start[k] + multi_calls(entries[k]);
+    }
+    const int64_t total = calls_start[n];
+    const at::Tensor dbuf = host.to(device, /*non_blocking=*/true);
+    const char* dp = static_cast<const char*>(dbuf.const_data_ptr());
+    check_launch(launch_multi(reinterpret_cast<const MultiEntry*>(dp), reinterpret_cast<const int64_t*>(dp + meta),
+                              n, total, sms_of(dev, op), current_stream(dev)),
+                 op);
+  }
+  for (const cpu::Entry& en : sc.strided) {
+    const cpu::Tmpl& tp = sc.tmpls[en.tmpl];
+    if (tp.kind != cpu::KIND_FILL) {
+      Job job = tp.job;
+      job.seed = static_cast<uint64_t>(en.seed);
+      job.stream = static_cast<uint64_t>(en.stream);
+      write(tensors[en.index], gen_of(job), en.offset, op);
+    } else {
+      fill_tensor(tensors[en.index], tp.fill_value);
+    }
+  }
+}
+
+// Boxed: the tensor list is read in place from the stack (cpu::Tensors).
+void multi_init_cuda(const c10::OperatorHandle&, torch::jit::Stack* stack) {
+  const size_t a = stack->size() - 3;
+  multi_init(cpu::Tensors{(*stack)[a].toListRef()}, (*stack)[a + 1].toTensor(), (*stack)[a + 2].toTensor());
+  cpu::drop_args(*stack, a);
+}
+
+std::unique_ptr<torch::Library> make_library(c10::DispatchKey key) {
+  auto lib = std::make_unique<torch::Library>(torch::Library::IMPL, "paramops", key, __FILE__, __LINE__);
+  lib->impl("uniform_", &uniform_cuda);
+  lib->impl("normal_", &normal_cuda);
+  lib->impl("trunc_normal_", &trunc_normal_cuda);
+  lib->impl("fill_", &fill_cuda);
+  lib->impl("multi_init_", torch::CppFunction::makeFromBoxedFunction<&multi_init_cuda>());
+  return lib;
+}
+
+}  // namespace
+
+// The five ops for CUDA tensors; sparse CUDA tensors reach the same kernels,
+// whose checks refuse them with the layout message (as on the CPU).
+// Idempotent; the registrations live until the library is unloaded.
+void register_kernels() {
+  static std::mutex mu;
+  static std::unique_ptr<torch::Library> libs[3];
+  const std::lock_guard<std::mutex> lock(mu);
+  if (libs[0]) return;
+  std::unique_ptr<torch::Library> made[3] = {make_library(c10::DispatchKey::CUDA),
+                                             make_library(c10::DispatchKey::SparseCUDA),
+                                             make_library(c10::DispatchKey::SparseCsrCUDA)};
+  for (int k = 0; k < 3; ++k) libs[k] = std::move(made[k]);
+}
+
+}  // namespace cuda
+}  // namespace paramops
