@@ -68,7 +68,7 @@ def host(tmp_path_factory):
                               ctypes.c_int, ctypes.c_int]
     lib.ph_contig.restype = ctypes.c_int
     lib.ph_strided.argtypes = [ctypes.c_int, ctypes.c_int, PD, u64, u64, ctypes.c_void_p, ctypes.c_int, PI64, PI64,
-                               i64, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+                               i64, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
     lib.ph_strided.restype = ctypes.c_int
     lib.ph_multi.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int), PD,
                              ctypes.POINTER(u64), ctypes.POINTER(u64), PI64, ctypes.POINTER(ctypes.c_void_p), PI64,
@@ -148,11 +148,20 @@ def _layouts():
         ("step1d", (100,), lambda b: b[::3]),
         ("narrow_rows", (5, 70), lambda b: b[:, 3:]),
         ("size1_dims", (4, 1, 6), lambda b: b[:, :, ::2]),
-        ("channels_last", (3, 5, 7, 4), lambda b: b.permute(0, 2, 3, 1)),  # a channels_last tensor's view
+        ("channels_last", (3, 5, 7, 4), lambda b: b.permute(0, 3, 1, 2)),  # an NCHW view of NHWC memory
+        ("t_steps", (40, 13), lambda b: b[1::2, ::3].t()),
         ("rank8_reversed", (2, 3, 2, 2, 3, 2, 2, 2), lambda b: b.permute(*range(7, -1, -1))),
+        ("rank9_reversed", (2,) * 9, lambda b: b.permute(*range(8, -1, -1))),
         ("rank9_mixed", (2, 3, 2, 2, 2, 3, 2, 2, 2), lambda b: b.permute(8, 0, 7, 1, 6, 2, 5, 3, 4)[:, :, 1:]),
         ("rank7_step", (3, 2, 2, 3, 2, 2, 5), lambda b: b.permute(6, 5, 4, 3, 2, 1, 0)[::2]),
+        ("contiguous", (3, 11), lambda b: b),
     ]
+
+
+# (force_ptr, plain, tile rows, tile cols): auto as cuda/ops.cpp; dims in "device memory";
+# the plain strided kernel where the tiled one would serve; small and odd tiles (calls
+# straddling rows and tiles)
+VARIANTS = [(0, 0, 0, 0), (1, 0, 0, 0), (0, 1, 0, 0), (1, 1, 0, 0), (0, 0, 3, 5), (1, 0, 1, 1), (0, 0, 7, 2)]
 
 
 @requires_cpp
@@ -160,27 +169,54 @@ def _layouts():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", OPS)
 def test_strided_equals_cpu(host, op, dtype):
-    many = set()
+    many, tiled, tiled_many = set(), set(), set()
     k = 0
     for name, shape, view in _layouts():
-        for offset in (0, 5, (1 << 40) + 1, None):
-            for force_ptr in (0, 1):
+        for force_ptr, plain, tr, tc in VARIANTS:
+            for offset in ((0, None), (5, (1 << 40) + 1))[k % 2]:
                 seed, stream = SEEDS[k % len(SEEDS)], STREAMS[k % len(STREAMS)]
                 grid, block = GRIDS[k % len(GRIDS)]
                 k += 1
                 base, ref_base = poisoned(shape, dtype), poisoned(shape, dtype)
                 v, rv = view(base), view(ref_base)
                 off = I64_MAX - v.numel() if offset is None else offset
-                m = host.ph_strided(DIST[op], DT[dtype], _params4(op), seed % (1 << 64), stream % (1 << 64),
+                r = host.ph_strided(DIST[op], DT[dtype], _params4(op), seed % (1 << 64), stream % (1 << 64),
                                     v.data_ptr(), v.dim(), _arr(ctypes.c_int64, v.shape), _arr(ctypes.c_int64, v.stride()),
-                                    off, force_ptr, grid, block)
-                if m > 6:
+                                    off, force_ptr, plain, tr, tc, grid, block)
+                assert r >= 0
+                m = r % 100
+                if r >= 100:
+                    tiled.add(name)
+                    if m - 2 > 6:
+                        tiled_many.add(name)
+                elif m > 6:
                     many.add(name)
                 cpu_op(op, rv, off, seed, stream)
                 assert not rv.isnan().any()
                 # the whole base: the view's elements equal, the others still poisoned in both
-                assert same_bits(base, ref_base), f"{name} offset={off} force_ptr={force_ptr} grid={grid}x{block}"
-    assert many >= {"rank8_reversed", "rank7_step"}, f"layouts with > 6 coalesced dims: {many}"
+                where = f"{name} offset={off} variant={(force_ptr, plain, tr, tc)} grid={grid}x{block}"
+                assert same_bits(base, ref_base), where
+    # the paths were all taken: plain strided with > 6 dims, tiled (and with > 6 outer dims)
+    assert many >= {"rank8_reversed", "rank7_step"}, many
+    assert tiled >= {"t", "channels_last", "t_steps", "rank8_reversed"}, tiled
+    assert tiled_many == {"rank9_reversed"}, tiled_many
+    assert not tiled & {"steps", "step1d", "narrow_rows", "size1_dims", "contiguous"}, tiled
+
+
+@requires_gxx
+def test_tile_shape(host):
+    host.ph_tile_shape.argtypes = [ctypes.c_int, PI64, PI64, ctypes.POINTER(ctypes.c_int32)]
+
+    def shape(t):
+        out = (ctypes.c_int32 * 2)()
+        host.ph_tile_shape(t.dim(), _arr(ctypes.c_int64, t.shape), _arr(ctypes.c_int64, t.stride()), out)
+        return out[0], out[1]
+
+    assert shape(torch.empty(4096, 4096).t()) == (32, 32)
+    # channels_last 3x3 conv weight: rows = input channels, columns = kh * kw = 9
+    w = torch.empty(64, 3, 3, 128).permute(0, 3, 1, 2)
+    assert shape(w) == (113, 9)
+    assert shape(torch.empty(1000, 3).t()) == (3, 341)  # few rows: wide tiles
 
 
 @requires_gxx
@@ -314,8 +350,8 @@ def test_ptx_is_exact(tmp_path):
                 "sqrt.rn.f32", "sqrt.rn.f64", "add.rn.f32", "sub.rn.f32"):
         assert ins in ptx, ins
     entries = re.findall(r"\.entry\s+(\S+)\(", ptx)
-    # 12 (dist, dtype) x contiguous, strided (Dims), strided (DimsPtr), and the multi kernel
-    assert len(entries) == 37, entries
+    # 12 (dist, dtype) x contiguous, strided and tiled (each with Dims and DimsPtr), and the multi kernel
+    assert len(entries) == 61, entries
 
 
 @requires_nvcc
@@ -336,7 +372,7 @@ def test_nvcc_object_and_ptxas_report(tmp_path, record_property):
     assert os.path.getsize(out) > 0
     report = r.stderr
     funcs = re.findall(r"Compiling entry function '(\S+)'", report)
-    assert len(funcs) == 37, report[:2000]
+    assert len(funcs) == 61, report[:2000]
     regs = [int(x) for x in re.findall(r"Used (\d+) registers", report)]
     spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
     spilled = sum(1 for s, l in spills if int(s) or int(l))

@@ -287,6 +287,139 @@ PARAMOPS_HD void strided_body(const Gen& g, char* base, const DM& dims, int64_t 
   }
 }
 
+// ---------------------------------------------------------------- transposed layouts
+// When the second-innermost coalesced dim (the "row" dim) has the smaller
+// memory stride (w.t(), channels_last), consecutive logical elements lie far
+// apart in memory and the strided path's stores would not coalesce. The tiled
+// path (as the CPU's run_blocked) takes tiles of TR rows x TC columns: phase 1
+// computes the tile's calls row by row (logical order) into shared memory,
+// phase 2 writes it column by column, so consecutive threads store to
+// consecutive rows, i.e. the smaller stride. A call that straddles two rows is
+// computed by both rows' tiles (the same bits).
+constexpr int kTileElems = 1024;           // TR * TC <= kTileElems
+constexpr int kTileSmem = 2 * kTileElems;  // words: TR * (TC + 1) <= 2 * kTileElems
+
+struct TileShape {
+  int64_t rows, row_stride;  // the row dim (coalesced dim 1)
+  int64_t cols, col_stride;  // the innermost dim (coalesced dim 0)
+  int32_t tr, tc;            // tile: tr rows x tc columns
+};
+template <class DM>
+struct Tiled {
+  TileShape t;
+  DM outer;  // coalesced dims 2.. (innermost first); nd may be 0
+};
+
+// The path for an output with m coalesced dims (innermost first): contiguous,
+// tiled (the row dim has the smaller stride) or strided.
+enum Path { PATH_CONTIG = 0, PATH_STRIDED = 1, PATH_TILED = 2 };
+PARAMOPS_HD int choose_path(int m, const int64_t* stride) {
+  if (m == 0 || (m == 1 && stride[0] == 1)) return PATH_CONTIG;
+  return m >= 2 && stride[1] < stride[0] ? PATH_TILED : PATH_STRIDED;
+}
+
+// The tile for rows x cols: up to 32 columns (the whole row if shorter), as many
+// rows as fit in kTileElems.
+PARAMOPS_HD TileShape tile_shape(const int64_t* size, const int64_t* stride) {
+  TileShape t;
+  t.cols = size[0];
+  t.col_stride = stride[0];
+  t.rows = size[1];
+  t.row_stride = stride[1];
+  int64_t tc = t.cols < 32 ? t.cols : 32;
+  int64_t tr = kTileElems / tc;
+  tr = tr < t.rows ? tr : t.rows;
+  const int64_t wide = kTileElems / tr;  // few rows: wider tiles
+  tc = t.cols < wide ? t.cols : wide;
+  t.tr = (int32_t)tr;
+  t.tc = (int32_t)tc;
+  return t;
+}
+
+PARAMOPS_HD uint64_t tile_count(const TileShape& t, int64_t outer) {
+  const uint64_t nrb = (uint64_t)((t.rows + t.tr - 1) / t.tr), ncb = (uint64_t)((t.cols + t.tc - 1) / t.tc);
+  return (uint64_t)outer * nrb * ncb;
+}
+
+// Tile `tile` -> (outer index, first row, first column, rows, columns).
+struct TilePos {
+  int64_t o, r0, c0;
+  int rows, cols;
+};
+PARAMOPS_HD TilePos tile_pos(const TileShape& t, uint64_t tile) {
+  const uint64_t ncb = (uint64_t)((t.cols + t.tc - 1) / t.tc), nrb = (uint64_t)((t.rows + t.tr - 1) / t.tr);
+  TilePos p;
+  const uint64_t cb = tile % ncb, rest = tile / ncb;
+  p.o = (int64_t)(rest / nrb);
+  p.r0 = (int64_t)(rest % nrb) * t.tr;
+  p.c0 = (int64_t)cb * t.tc;
+  p.rows = (int)(t.rows - p.r0 < t.tr ? t.rows - p.r0 : t.tr);
+  p.cols = (int)(t.cols - p.c0 < t.tc ? t.cols - p.c0 : t.tc);
+  return p;
+}
+
+template <int ES>
+struct WordOf;
+template <>
+struct WordOf<2> {
+  typedef uint16_t type;
+};
+template <>
+struct WordOf<4> {
+  typedef uint32_t type;
+};
+template <>
+struct WordOf<8> {
+  typedef uint64_t type;
+};
+
+// Phase 1: the tile's elements, row r at smem[r * (tc + 1)] (logical order).
+template <int D, int DT, class DM>
+PARAMOPS_HD void tiled_gen(const Gen& g, const Tiled<DM>& td, int64_t offset, uint64_t tile, uint64_t thread,
+                           uint64_t block_dim, void* smem) {
+  const int L = DT == DT_F64 ? 2 : 4, ES = DT == DT_F64 ? 8 : (DT == DT_F32 ? 4 : 2);
+  typedef typename WordOf<ES>::type W;
+  W* s = static_cast<W*>(smem);
+  const TileShape& t = td.t;
+  const TilePos p = tile_pos(t, tile);
+  const int ncpr = (p.cols + L - 1) / L + 1;  // calls a row of the tile can touch
+  for (uint64_t i = thread; i < (uint64_t)(p.rows * ncpr); i += block_dim) {
+    const int r = (int)(i / (uint64_t)ncpr), k = (int)(i % (uint64_t)ncpr);
+    const int64_t g0 = offset + ((p.o * t.rows + p.r0 + r) * t.cols + p.c0);  // global index of (r, 0)
+    const uint64_t c = first_call(g0, L) + (uint64_t)k;
+    if (c >= end_call(g0, p.cols, L)) continue;
+    uint32_t w[4];
+    call_words<D, DT>(g.pf, g.pd, c, g.stream, g.seed, w);
+    const int64_t e0 = (int64_t)(c * (uint64_t)L) - g0;  // column of the call's first element
+    W* row = s + r * (t.tc + 1);
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int l = 0; l < L; ++l) {
+      const int64_t e = e0 + l;
+      if (e < 0 || e >= p.cols) continue;
+      row[e] = ES == 8 ? (W)join64(w[2 * l], w[2 * l + 1]) : (W)w[l];
+    }
+  }
+}
+
+// Phase 2: the tile to memory, column by column (consecutive threads: consecutive rows).
+template <int ES, class DM>
+PARAMOPS_HD void tiled_store(char* base, const Tiled<DM>& td, uint64_t tile, uint64_t thread, uint64_t block_dim,
+                             const void* smem) {
+  typedef typename WordOf<ES>::type W;
+  const W* s = static_cast<const W*>(smem);
+  const TileShape& t = td.t;
+  const TilePos p = tile_pos(t, tile);
+  int64_t unused;
+  const int64_t base_off = unravel(td.outer, p.o, &unused) + p.r0 * t.row_stride + p.c0 * t.col_stride;
+  for (uint64_t e = thread; e < (uint64_t)(p.rows * p.cols); e += block_dim) {
+    const int col = (int)(e / (uint64_t)p.rows), r = (int)(e % (uint64_t)p.rows);
+    const int64_t off = base_off + r * t.row_stride + col * t.col_stride;
+    *reinterpret_cast<W*>(base + off * ES) = s[r * (t.tc + 1) + col];
+  }
+}
+
 // ---------------------------------------------------------------- multi_init_
 // The contiguous entries' calls laid end to end: calls_start[e] = sum of the
 // call counts of entries [0, e) (n + 1 values). Chunk k = the kMultiUnroll *
@@ -453,6 +586,19 @@ template <int D, int DT, class DM>
 __global__ void strided_kernel(PARAMOPS_GRID_CONSTANT const Gen g, char* base,
                                PARAMOPS_GRID_CONSTANT const DM dims, int64_t offset, int64_t n) {
   strided_body<D, DT>(g, base, dims, offset, n, blockIdx.x, threadIdx.x, gridDim.x, blockDim.x);
+}
+
+template <int D, int DT, class DM>
+__global__ void tiled_kernel(PARAMOPS_GRID_CONSTANT const Gen g, char* base, PARAMOPS_GRID_CONSTANT const Tiled<DM> td,
+                             int64_t offset, uint64_t ntiles) {
+  const int ES = DT == DT_F64 ? 8 : (DT == DT_F32 ? 4 : 2);
+  __shared__ __align__(16) unsigned char smem[kTileSmem * ES];
+  for (uint64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    tiled_gen<D, DT>(g, td, offset, tile, threadIdx.x, blockDim.x, smem);
+    __syncthreads();
+    tiled_store<ES>(base, td, tile, threadIdx.x, blockDim.x, smem);
+    __syncthreads();
+  }
 }
 
 __global__ void multi_kernel(const MultiEntry* entries, const int64_t* calls_start, int64_t n,

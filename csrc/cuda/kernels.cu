@@ -61,6 +61,22 @@ int strided_dt(const Gen& g, void* base, const DM& dims, int64_t offset, int64_t
   return check_launch();
 }
 
+template <class DM>
+int64_t outer_count(const DM& d) {
+  int64_t o = 1;
+  for (int k = 0; k < d.nd; ++k) o *= d.size[k];
+  return o;
+}
+
+template <int D, int DT, class DM>
+int tiled_dt(const Gen& g, void* base, const Tiled<DM>& td, int64_t outer, int64_t offset, int sms, cudaStream_t s) {
+  const uint64_t ntiles = tile_count(td.t, outer);
+  if (ntiles == 0) return 0;
+  tiled_kernel<D, DT, DM><<<grid_for<tiled_kernel<D, DT, DM>>(ntiles * kThreads, sms), kThreads, 0, s>>>(
+      g, static_cast<char*>(base), td, offset, ntiles);
+  return check_launch();
+}
+
 // Dispatch on (dist, dtype) to F<D, DT>::run(args...).
 #define PARAMOPS_DISPATCH(FN, g, ...)                                        \
   switch ((g).dtype * 3 + (g).dist) {                                        \
@@ -109,6 +125,28 @@ int launch_strided_many(const Gen& g, void* base, int nd, const int64_t* dims_de
   const cudaStream_t s = static_cast<cudaStream_t>(stream);
   const DimsPtr dims = {nd, dims_dev, dims_dev + nd};
   PARAMOPS_DISPATCH(strided_dt, g, g, base, dims, offset, n, sms, s)
+}
+
+int launch_tiled(const Gen& g, void* base, const Tiled<Dims>& td, int64_t offset, int sms, void* stream) {
+  if (td.outer.nd < 0 || td.outer.nd > kMaxDims || td.t.tr <= 0 || td.t.tc <= 0 ||
+      (int64_t)td.t.tr * (td.t.tc + 1) > kTileSmem) {
+    return (int)cudaErrorInvalidValue;
+  }
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  const int64_t outer = outer_count(td.outer);
+  PARAMOPS_DISPATCH(tiled_dt, g, g, base, td, outer, offset, sms, s)
+}
+
+int launch_tiled_many(const Gen& g, void* base, const TileShape& t, int nd, const int64_t* outer_dev,
+                      int64_t outer, int64_t offset, int sms, void* stream) {
+  if (t.tr <= 0 || t.tc <= 0 || (int64_t)t.tr * (t.tc + 1) > kTileSmem) return (int)cudaErrorInvalidValue;
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  Tiled<DimsPtr> td;
+  td.t = t;
+  td.outer.nd = nd;
+  td.outer.size = outer_dev;
+  td.outer.stride = outer_dev + nd;
+  PARAMOPS_DISPATCH(tiled_dt, g, g, base, td, outer, offset, sms, s)
 }
 
 int launch_multi(const MultiEntry* entries_dev, const int64_t* calls_start_dev, int64_t n, int64_t total,

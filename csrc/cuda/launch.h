@@ -23,6 +23,13 @@ int launch_strided(const Gen& g, void* base, const Dims& dims, int64_t offset, i
 // More dims: `dims_dev` is device memory holding size[nd] then stride[nd].
 int launch_strided_many(const Gen& g, void* base, int nd, const int64_t* dims_dev, int64_t offset,
                         int64_t n, int sms, void* stream);
+// Transposed-like layouts (use_tiled): tiles through shared memory; outer
+// dims (coalesced dims 2..) in the parameters (nd <= kMaxDims) ...
+int launch_tiled(const Gen& g, void* base, const Tiled<Dims>& td, int64_t offset, int sms, void* stream);
+// ... or in device memory (outer_dev: size[nd] then stride[nd]; outer = the
+// product of those sizes).
+int launch_tiled_many(const Gen& g, void* base, const TileShape& t, int nd, const int64_t* outer_dev,
+                      int64_t outer, int64_t offset, int sms, void* stream);
 // multi_init_'s contiguous entries, all kinds and dtypes in one launch:
 // entries_dev[n] and calls_start_dev[n + 1] in device memory, total = calls_start[n] > 0.
 int launch_multi(const MultiEntry* entries_dev, const int64_t* calls_start_dev, int64_t n, int64_t total,

@@ -77,8 +77,25 @@ at::Tensor pinned_bytes(int64_t nbytes) {
   return at::empty({nbytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
 }
 
+// Sizes then strides of dims [from, m) in device memory (one pinned buffer,
+// one async copy; see pinned_bytes).
+at::Tensor dims_on_device(const std::vector<int64_t>& size, const std::vector<int64_t>& stride, int from, int m,
+                          const at::Device& device) {
+  const int k = m - from;
+  at::Tensor host = pinned_bytes(2 * k * static_cast<int64_t>(sizeof(int64_t)));
+  int64_t* h = reinterpret_cast<int64_t*>(host.data_ptr());
+  for (int i = 0; i < k; ++i) {
+    h[i] = size[from + i];
+    h[k + i] = stride[from + i];
+  }
+  return host.to(device, /*non_blocking=*/true);
+}
+
 // Writes elements [offset, offset + numel) of g into t (any strides) on the
-// current stream of t's device; the caller holds the device guard.
+// current stream of t's device; the caller holds the device guard. Dims are
+// coalesced (innermost first); choose_path (cuda/generate.cuh) picks the
+// contiguous, tiled (transposed-like) or strided kernel. Dims beyond the
+// kernel parameters' capacity travel in device memory.
 void write(const at::Tensor& t, const Gen& g, int64_t offset, const char* op) {
   const int64_t n = t.numel();
   if (n == 0) return;
@@ -89,28 +106,40 @@ void write(const at::Tensor& t, const Gen& g, int64_t offset, const char* op) {
   const int nd = static_cast<int>(t.dim());
   std::vector<int64_t> size(nd > 0 ? nd : 1), stride(nd > 0 ? nd : 1);
   const int m = coalesce_dims(nd, t.sizes().data(), t.strides().data(), size.data(), stride.data());
-  if (m == 0 || (m == 1 && stride[0] == 1)) {
+  const int path = choose_path(m, stride.data());
+  if (path == PATH_CONTIG) {
     check_launch(launch_contig(g, data, offset, n, sms, stream), op);
-  } else if (m <= kMaxDims) {
+    return;
+  }
+  const int from = path == PATH_TILED ? 2 : 0;  // the dims that the struct or device memory holds
+  if (m - from <= kMaxDims) {
     Dims d;
     std::memset(&d, 0, sizeof d);
-    d.nd = m;
-    for (int k = 0; k < m; ++k) {
-      d.size[k] = size[k];
-      d.stride[k] = stride[k];
+    d.nd = m - from;
+    for (int k = 0; k < d.nd; ++k) {
+      d.size[k] = size[from + k];
+      d.stride[k] = stride[from + k];
     }
-    check_launch(launch_strided(g, data, d, offset, n, sms, stream), op);
-  } else {  // more coalesced dims than the kernel parameters hold: sizes and strides in device memory
-    at::Tensor host = pinned_bytes(2 * m * static_cast<int64_t>(sizeof(int64_t)));
-    int64_t* h = reinterpret_cast<int64_t*>(host.data_ptr());
-    for (int k = 0; k < m; ++k) {
-      h[k] = size[k];
-      h[m + k] = stride[k];
+    if (path == PATH_TILED) {
+      Tiled<Dims> td;
+      td.t = tile_shape(size.data(), stride.data());
+      td.outer = d;
+      check_launch(launch_tiled(g, data, td, offset, sms, stream), op);
+    } else {
+      check_launch(launch_strided(g, data, d, offset, n, sms, stream), op);
     }
-    const at::Tensor dims = host.to(t.device(), /*non_blocking=*/true);
-    check_launch(launch_strided_many(g, data, m, reinterpret_cast<const int64_t*>(dims.const_data_ptr()),
-                                     offset, n, sms, stream),
+    return;
+  }
+  const at::Tensor dims = dims_on_device(size, stride, from, m, t.device());
+  const int64_t* dp = reinterpret_cast<const int64_t*>(dims.const_data_ptr());
+  if (path == PATH_TILED) {
+    int64_t outer = 1;
+    for (int k = from; k < m; ++k) outer *= size[k];
+    check_launch(launch_tiled_many(g, data, tile_shape(size.data(), stride.data()), m - from, dp, outer, offset,
+                                   sms, stream),
                  op);
+  } else {
+    check_launch(launch_strided_many(g, data, m, dp, offset, n, sms, stream), op);
   }
 }
 

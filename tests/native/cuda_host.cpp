@@ -72,6 +72,39 @@ Gen make_gen(int dist, int dtype, const double* p, uint64_t seed, uint64_t strea
     default: return -1;                                                        \
   }
 
+template <class DM>
+int run_tiled(const Gen& g, char* base, const Tiled<DM>& td, int64_t offset, int grid, int block) {
+  int64_t outer = 1;
+  for (int k = 0; k < td.outer.nd; ++k) outer *= td.outer.size[k];
+  const uint64_t ntiles = tile_count(td.t, outer);
+  std::vector<uint64_t> smem(kTileSmem);
+  for (int b = 0; b < grid; ++b) {
+    for (uint64_t tile = b; tile < ntiles; tile += grid) {
+      memset(smem.data(), 0xFF, smem.size() * 8);  // unwritten shared memory shows as NaN
+      for (int t = 0; t < block; ++t) {
+        DISPATCH((tiled_gen<D, DT>(g, td, offset, tile, t, block, smem.data())))
+      }
+      for (int t = 0; t < block; ++t) {
+        const int ES = esize_of(g.dtype);
+        if (ES == 2) tiled_store<2>(base, td, tile, t, block, smem.data());
+        if (ES == 4) tiled_store<4>(base, td, tile, t, block, smem.data());
+        if (ES == 8) tiled_store<8>(base, td, tile, t, block, smem.data());
+      }
+    }
+  }
+  return 0;
+}
+
+template <class DM>
+int run_strided(const Gen& g, char* base, const DM& dims, int64_t offset, int64_t n, int grid, int block) {
+  for (int b = 0; b < grid; ++b) {
+    for (int t = 0; t < block; ++t) {
+      DISPATCH((strided_body<D, DT>(g, base, dims, offset, n, b, t, grid, block)))
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -89,38 +122,72 @@ int ph_contig(int dist, int dtype, const double* p, uint64_t seed, uint64_t stre
 }
 
 // The same into a strided output (sizes/strides of the view, outermost first,
-// in elements; base = its element 0), dims coalesced as cuda/ops.cpp does.
-// force_ptr: the DimsPtr variant even when the dims fit the Dims struct.
-// Returns the number of coalesced dims.
-int ph_strided(int dist, int dtype, const double* p, uint64_t seed, uint64_t stream, void* base, int nd,
-               const int64_t* sizes, const int64_t* strides, int64_t offset, int force_ptr, int grid, int block) {
+// in elements; base = its element 0), dims coalesced and the path chosen as
+// cuda/ops.cpp does. force_ptr: the dims (or the tiled path's outer dims) in
+// "device memory" (DimsPtr) even when they fit the Dims struct. plain: the
+// strided path even where the tiled one would serve. tr, tc > 0: this tile
+// instead of tile_shape's. Returns the number of coalesced dims, + 100 when
+// the tiled path ran, -1 on a bad tile.
+int ph_strided(int dist, int dtype, const double* p, uint64_t seed, uint64_t stream, void* base_, int nd,
+               const int64_t* sizes, const int64_t* strides, int64_t offset, int force_ptr, int plain, int tr, int tc,
+               int grid, int block) {
+  char* base = (char*)base_;
   const Gen g = make_gen(dist, dtype, p, seed, stream);
   int64_t n = 1;
   for (int d = 0; d < nd; ++d) n *= sizes[d];
   std::vector<int64_t> cs(nd + 1), cst(nd + 1);
   const int m = coalesce_dims(nd, sizes, strides, cs.data(), cst.data());
-  if (m <= kMaxDims && !force_ptr) {
-    Dims dims;
-    memset(&dims, 0, sizeof dims);
-    dims.nd = m;
-    for (int k = 0; k < m; ++k) {
-      dims.size[k] = cs[k];
-      dims.stride[k] = cst[k];
-    }
+  int path = choose_path(m, cst.data());
+  if (plain && path == PATH_TILED) path = PATH_STRIDED;
+  if (path == PATH_CONTIG && !force_ptr && !plain) {
     for (int b = 0; b < grid; ++b) {
       for (int t = 0; t < block; ++t) {
-        DISPATCH((strided_body<D, DT>(g, (char*)base, dims, offset, n, b, t, grid, block)))
+        DISPATCH((contig_body<D, DT>(g, base, offset, n, b, t, grid, block)))
       }
     }
-  } else {
-    const DimsPtr dims = {m, cs.data(), cst.data()};
-    for (int b = 0; b < grid; ++b) {
-      for (int t = 0; t < block; ++t) {
-        DISPATCH((strided_body<D, DT>(g, (char*)base, dims, offset, n, b, t, grid, block)))
-      }
+    return m;
+  }
+  const int from = path == PATH_TILED ? 2 : 0;
+  Dims dims;
+  memset(&dims, 0, sizeof dims);
+  const bool fits = m - from <= kMaxDims && !force_ptr;
+  if (fits) {
+    dims.nd = m - from;
+    for (int k = 0; k < dims.nd; ++k) {
+      dims.size[k] = cs[from + k];
+      dims.stride[k] = cst[from + k];
     }
   }
+  const DimsPtr dptr = {m - from, cs.data() + from, cst.data() + from};
+  if (path == PATH_TILED) {
+    TileShape t = tile_shape(cs.data(), cst.data());
+    if (tr > 0) t.tr = tr;
+    if (tc > 0) t.tc = tc;
+    if ((int64_t)t.tr * (t.tc + 1) > kTileSmem) return -1;
+    if (fits) {
+      const Tiled<Dims> td = {t, dims};
+      run_tiled(g, base, td, offset, grid, block);
+    } else {
+      const Tiled<DimsPtr> td = {t, dptr};
+      run_tiled(g, base, td, offset, grid, block);
+    }
+    return m + 100;
+  }
+  if (fits) {
+    run_strided(g, base, dims, offset, n, grid, block);
+  } else {
+    run_strided(g, base, dptr, offset, n, grid, block);
+  }
   return m;
+}
+
+// tile_shape for these (outermost-first) sizes/strides: out = (tr, tc).
+void ph_tile_shape(int nd, const int64_t* sizes, const int64_t* strides, int32_t* out) {
+  std::vector<int64_t> cs(nd + 1), cst(nd + 1);
+  coalesce_dims(nd, sizes, strides, cs.data(), cst.data());
+  const TileShape t = tile_shape(cs.data(), cst.data());
+  out[0] = t.tr;
+  out[1] = t.tc;
 }
 
 // multi_init_'s fused kernel over k entries (all non-empty, contiguous):
