@@ -185,8 +185,9 @@ def multi_init_(tensors, plan, params, block=DEFAULT_BLOCK):
         table += rows
         start += len(rows)
     meta = torch.from_numpy(np.array(table, dtype=np.int64).reshape(-1, W))
-    if device.type != "cpu":
-        meta = meta.to(device)
-    for dtype, first, count, nchunks in groups:
-        multi_kernel[(nchunks,)](meta[first:], count, OUT=RK.OUT_CODE[dtype], NBITS=max(1, count.bit_length()),
-                                 BLOCK=block, **RK.LAUNCH)
+    with RK.on_device(device):
+        if device.type != "cpu":
+            meta = meta.to(device)  # one transfer for all groups
+        for dtype, first, count, nchunks in groups:
+            multi_kernel[(nchunks,)](meta[first:], count, OUT=RK.OUT_CODE[dtype], NBITS=max(1, count.bit_length()),
+                                     BLOCK=block, **RK.LAUNCH)

@@ -23,8 +23,10 @@ value. Every such argument is in int32 range, so Triton types them all as i32 wh
 value (a Python int is i32, i64 or u64 by value, and a Python float is fp32), and they are
 not specialized, so the kernel compiles once per (dist, dtype, dims, BLOCK).
 """
+import contextlib
 import struct
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -149,8 +151,8 @@ def job_params(dist, params, dtype):
         if f64:
             p = [a, b - a]
         else:
-            ca, cb = R._F32.cast(a), R._F32.cast(b)
-            p = [ca, R._F32.cast(cb - ca)]  # the binary32 difference: exact in double, then RN
+            ca, cb = np.float32(a), np.float32(b)
+            p = [float(ca), float(cb - ca)]  # the difference in binary32 arithmetic, as uniform_job
     elif dist == "normal":
         p = list(params)
     elif dist == "trunc_normal":
@@ -206,6 +208,11 @@ def _launch(out, base, dims, numel, offset, seed, stream, pbits, dist, code, blo
                         **LAUNCH)
 
 
+def on_device(device):
+    """Triton launches on the current CUDA device: make it the tensor's."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def generate_(t, dist, params, seed, stream=0, offset=0, block=DEFAULT_BLOCK):
     """Write elements [offset, offset + t.numel()) of the stream of (dist, params, seed, stream)
     into t, in place, any strides. No argument checks (paramops._triton runs them).
@@ -219,7 +226,8 @@ def generate_(t, dist, params, seed, stream=0, offset=0, block=DEFAULT_BLOCK):
         return t
     out = t.view(torch.int16) if t.dtype in (torch.float16, torch.bfloat16) else t
     pbits = job_params(dist, params, t.dtype)
-    _launch(out, 0, coalesce(t), numel, offset, seed, stream, pbits, dist, OUT_CODE[t.dtype], block)
+    with on_device(t.device):
+        _launch(out, 0, coalesce(t), numel, offset, seed, stream, pbits, dist, OUT_CODE[t.dtype], block)
     return t
 
 

@@ -27,10 +27,17 @@ pytestmark = requires_cpp
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"  # where the Triton kernels write
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MASTER = random.Random(0x7A17)  # the master seed of every fresh seed below
+MASTER_SEED = 0x7A17
+MASTER = random.Random(MASTER_SEED)  # re-seeded per test (below), so a test's draws do not
+#                                      depend on which other tests run
 U64 = 1 << 64
 DIST = {"uniform_": "uniform", "normal_": "normal", "trunc_normal_": "trunc_normal"}
 KIND = {"uniform_": M.UNIFORM, "normal_": M.NORMAL, "trunc_normal_": M.TRUNC}
+
+
+@pytest.fixture(autouse=True)
+def _master_seed(request):
+    MASTER.seed(f"{MASTER_SEED}:{request.node.nodeid}")
 
 
 def fresh_seed():
@@ -103,7 +110,9 @@ def test_special_values():
              ("uniform_", torch.bfloat16, (-1e-38, 1e-38)), ("normal_", torch.float64, (-0.0, 1e-300)),
              ("trunc_normal_", torch.float16, (0.0, 1e-5, -1e-5, 2e-5)),
              ("trunc_normal_", torch.float32, (3.0, 1.0, 4.0, 4.5)),
-             ("trunc_normal_", torch.float64, (0.0, 1.0, -40.0, -6.0))]
+             ("trunc_normal_", torch.float64, (0.0, 1.0, -40.0, -6.0)),
+             ("uniform_", torch.float32, (-1e-30, 3e30)), ("uniform_", torch.float32, (-16777217.0, 1.0000001)),
+             ("uniform_", torch.float64, (-1e300, 1e300))]
     for op, dtype, args in cases:
         kw = dict(seed=fresh_seed(), stream=fresh_seed(), offset=MASTER.randrange(0, 1 << 50))
         assert_bitwise(triton_op(op, out((1001,), dtype), *args, **kw).cpu(),
@@ -218,6 +227,35 @@ def test_multi_equals_single_ops_and_cpp_multi():
     for t, r, row, prm in zip(tensors, ref, plan.tolist(), params.tolist()):
         assert_bitwise(t.cpu().contiguous(), r)
         assert_bitwise(t.cpu().contiguous(), _single(t, row[0], row[1], row[2], row[3], prm))
+
+
+def test_multi_launches_once_per_dtype(monkeypatch):
+    """One multi_kernel launch per output dtype among the one-run entries; entries that are not
+    one strided run go through the single-tensor kernel."""
+    from paramops.kernels import multi as MK
+    from paramops.kernels import random as RK
+
+    launches = []
+
+    class Spy:
+        def __init__(self, kernel, name):
+            self.kernel, self.name = kernel, name
+
+        def __getitem__(self, grid):
+            def launch(*args, **kw):
+                launches.append((self.name, kw.get("OUT")))
+                return self.kernel[grid](*args, **kw)
+            return launch
+
+    monkeypatch.setattr(MK, "multi_kernel", Spy(MK.multi_kernel, "multi"))
+    monkeypatch.setattr(RK, "random_kernel", Spy(RK.random_kernel, "single"))
+    tensors, plan, params = _multi_case()
+    _triton.IMPL["multi_init_"](tensors, plan, params)
+    strided_random = [t for t, k in zip(tensors, plan[:, 0].tolist())
+                      if k != M.FILL and t.numel() and len(RK.coalesce(t)) > 1]
+    one_run = {t.dtype for t in tensors if t.numel() and len(RK.coalesce(t)) <= 1}
+    assert sorted(o for n, o in launches if n == "multi") == sorted(RK.OUT_CODE[d] for d in one_run)
+    assert sum(n == "single" for n, _ in launches) == len(strided_random) > 0
 
 
 def test_multi_block_sizes_and_many_entries():
@@ -370,6 +408,10 @@ for t in texts:
     assert {"div.rn.f32", "sqrt.rn.f32"} <= ops or {"div.rn.f64", "sqrt.rn.f64"} <= ops, ops
     bad = [o for o in ops if "approx" in o or "full" in o or "ftz" in o or o.startswith(("mad", "rcp", "ex2", "lg2"))]
     assert not bad, bad
+    # enable_fp_fusion=False: every float add/sub/mul carries .rn, which ptxas never contracts
+    # (with fusion on, LLVM emits bare mul.f32 / add.f32 and ptxas may fuse them into an fma)
+    bare = [o for o in ops if o.startswith(("add", "sub", "mul")) and ".rn" not in o]
+    assert not bare, bare
 print("ok", triton.__version__)
 """
 
