@@ -5,11 +5,24 @@ import sys
 
 
 def _info(args):
+    """What serves each device, and what else is there (PARAMOPS_BACKEND can pick it)."""
+    import os
+
     import torch
 
     import paramops
+    from paramops import _backend
+    from paramops.bench_report import _version
+
     info = {"paramops": getattr(paramops, "__version__", None), "torch": torch.__version__,
-            "cuda_available": torch.cuda.is_available(), "backend_info": paramops.backend_info()}
+            "torch_cuda": torch.version.cuda, "triton": _version("triton"),
+            "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
+            "cuda_available": torch.cuda.is_available(), "backend_info": paramops.backend_info(),
+            "cuda_tensors_served_by": _backend.cuda_backend()}
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(torch.cuda.current_device())
+        info["gpu"] = {"name": p.name, "capability": f"{p.major}.{p.minor}", "sms": p.multi_processor_count,
+                       "memory_gb": round(p.total_memory / 1e9, 1)}
     print(json.dumps(info, indent=2))
     return 0
 

@@ -762,6 +762,10 @@ def main(args):
                 "repeat": args.repeat, "budget_s": budget, "wall_s": wall,
                 "loadavg_1min_start": load0, "loadavg_1min_end": _loadavg(),
                 "op_args": {k: list(v[0]) for k, v in OPS.items()}}
+    from . import _backend
+    info = _backend.backend_info()
+    print(f"backends: cpu tensors {info['cpu']}, cuda tensors {_backend.cuda_backend()} "
+          f"(PARAMOPS_BACKEND={info['forced']})")
     print(bench_report.table(rows))
     os.makedirs(args.out, exist_ok=True)
     path_json = bench_report.write_json(rows, settings, args.out)
