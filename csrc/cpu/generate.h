@@ -91,7 +91,7 @@ static inline void philox_tile(uint64_t cb, int nc, uint64_t stream, uint64_t se
 // ---------------------------------------------------------------- loop 2, binary32
 static inline void uniform_f32(const uint32_t* __restrict x, float* __restrict v, int n,
                                float a, float range) {
-  for (int j = 0; j < n; ++j) v[j] = fmaf(u01_f32(x[j]), range, a);
+  for (int j = 0; j < n; ++j) v[j] = uniform_value_f32(x[j], a, range);
 }
 
 static inline void normal_f32(const uint32_t* __restrict xr, const uint32_t* __restrict xa,
@@ -100,21 +100,15 @@ static inline void normal_f32(const uint32_t* __restrict xr, const uint32_t* __r
   for (int j = 0; j < n; ++j) {
     float z0, z1;
     box_muller_f32(xr[j], xa[j], z0, z1);
-    v0[j] = fmaf(z0, std, mean);
-    v1[j] = fmaf(z1, std, mean);
+    v0[j] = normal_value_f32(z0, mean, std);
+    v1[j] = normal_value_f32(z1, mean, std);
   }
 }
 
 static inline void trunc_f32(const uint32_t* __restrict x, float* __restrict v, int n,
                              const float* p) {
   const float pa = p[0], dp = p[1], mean = p[2], sstd = p[3], lo = p[4], hi = p[5];
-  for (int j = 0; j < n; ++j) {
-    float z = ppnd_f32(fmaf(uopen_f32(x[j]), dp, pa));
-    float w = fmaf(z, sstd, mean);
-    w = w < lo ? lo : w;
-    w = w > hi ? hi : w;
-    v[j] = w;
-  }
+  for (int j = 0; j < n; ++j) v[j] = trunc_value_f32(x[j], pa, dp, mean, sstd, lo, hi);
 }
 
 // ---------------------------------------------------------------- loop 2, binary64
@@ -124,8 +118,8 @@ static inline void uniform_f64(const uint32_t* __restrict x0, const uint32_t* __
                                double* __restrict v0, double* __restrict v1, int n, double a,
                                double range) {
   for (int j = 0; j < n; ++j) {
-    v0[j] = fma(u01_f64(join64(x0[j], x1[j])), range, a);
-    v1[j] = fma(u01_f64(join64(x2[j], x3[j])), range, a);
+    v0[j] = uniform_value_f64(join64(x0[j], x1[j]), a, range);
+    v1[j] = uniform_value_f64(join64(x2[j], x3[j]), a, range);
   }
 }
 
@@ -136,21 +130,15 @@ static inline void normal_f64(const uint32_t* __restrict x0, const uint32_t* __r
   for (int j = 0; j < n; ++j) {
     double z0, z1;
     box_muller_f64(join64(x0[j], x1[j]), join64(x2[j], x3[j]), z0, z1);
-    v0[j] = fma(z0, std, mean);
-    v1[j] = fma(z1, std, mean);
+    v0[j] = normal_value_f64(z0, mean, std);
+    v1[j] = normal_value_f64(z1, mean, std);
   }
 }
 
 static inline void trunc_f64(const uint32_t* __restrict xlo, const uint32_t* __restrict xhi,
                              double* __restrict v, int n, const double* p) {
   const double pa = p[0], dp = p[1], mean = p[2], sstd = p[3], lo = p[4], hi = p[5];
-  for (int j = 0; j < n; ++j) {
-    double z = ppnd_f64(fma(uopen_f64(join64(xlo[j], xhi[j])), dp, pa));
-    double w = fma(z, sstd, mean);
-    w = w < lo ? lo : w;
-    w = w > hi ? hi : w;
-    v[j] = w;
-  }
+  for (int j = 0; j < n; ++j) v[j] = trunc_value_f64(join64(xlo[j], xhi[j]), pa, dp, mean, sstd, lo, hi);
 }
 
 // ---------------------------------------------------------------- loop 3

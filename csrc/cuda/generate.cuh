@@ -19,6 +19,10 @@
 // bfloat16) store, else element by element. Strided outputs: the logical
 // index is unravelled over the coalesced dims (innermost first) once per call;
 // the following elements of the call step along the innermost dim.
+// Transposed-like outputs (the second-innermost dim has the smaller stride)
+// go through shared-memory tiles (tiled_gen/tiled_store). multi_init_: one
+// kernel over the concatenated calls of all contiguous entries, any kinds and
+// dtypes (multi_thread).
 #pragma once
 #include "paramops/philox.h"
 #include "paramops/transforms.h"
@@ -88,22 +92,6 @@ PARAMOPS_HD uint64_t end_call(int64_t offset, int64_t n, int lanes) {
 // ---------------------------------------------------------------- values of one call
 // Output words of call c: float32 w[l] = bits of element 4c + l; float16/bfloat16
 // w[l] = its 16 bits; float64 (w[0], w[1]) = (lo, hi) of element 2c, (w[2], w[3]) of 2c + 1.
-template <int D>
-PARAMOPS_HD float value_f32_trunc(uint32_t x, const float* p) {
-  float z = ppnd_f32(fmaf(uopen_f32(x), p[1], p[0]));
-  float w = fmaf(z, p[3], p[2]);
-  w = w < p[4] ? p[4] : w;
-  w = w > p[5] ? p[5] : w;
-  return w;
-}
-PARAMOPS_HD double value_f64_trunc(uint64_t x, const double* p) {
-  double z = ppnd_f64(fma(uopen_f64(x), p[1], p[0]));
-  double w = fma(z, p[3], p[2]);
-  w = w < p[4] ? p[4] : w;
-  w = w > p[5] ? p[5] : w;
-  return w;
-}
-
 template <int DT>
 PARAMOPS_HD uint32_t out_bits_f32(float v) {
   return DT == DT_F32 ? f32_bits(v) : (DT == DT_F16 ? (uint32_t)f16_bits(v) : (uint32_t)bf16_bits(v));
@@ -117,16 +105,16 @@ PARAMOPS_HD void call_words(const float* pf, const double* pd, uint64_t c, uint6
     const uint64_t a = join64(x.x0, x.x1), b = join64(x.x2, x.x3);
     double v0, v1;
     if (D == DIST_UNIFORM) {
-      v0 = fma(u01_f64(a), pd[1], pd[0]);
-      v1 = fma(u01_f64(b), pd[1], pd[0]);
+      v0 = uniform_value_f64(a, pd[0], pd[1]);
+      v1 = uniform_value_f64(b, pd[0], pd[1]);
     } else if (D == DIST_NORMAL) {
       double z0, z1;
       box_muller_f64(a, b, z0, z1);
-      v0 = fma(z0, pd[1], pd[0]);
-      v1 = fma(z1, pd[1], pd[0]);
+      v0 = normal_value_f64(z0, pd[0], pd[1]);
+      v1 = normal_value_f64(z1, pd[0], pd[1]);
     } else {
-      v0 = value_f64_trunc(a, pd);
-      v1 = value_f64_trunc(b, pd);
+      v0 = trunc_value_f64(a, pd[0], pd[1], pd[2], pd[3], pd[4], pd[5]);
+      v1 = trunc_value_f64(b, pd[0], pd[1], pd[2], pd[3], pd[4], pd[5]);
     }
     const uint64_t b0 = f64_bits(v0), b1 = f64_bits(v1);
     w[0] = (uint32_t)b0;
@@ -136,23 +124,23 @@ PARAMOPS_HD void call_words(const float* pf, const double* pd, uint64_t c, uint6
   } else {
     float v[4];
     if (D == DIST_UNIFORM) {
-      v[0] = fmaf(u01_f32(x.x0), pf[1], pf[0]);
-      v[1] = fmaf(u01_f32(x.x1), pf[1], pf[0]);
-      v[2] = fmaf(u01_f32(x.x2), pf[1], pf[0]);
-      v[3] = fmaf(u01_f32(x.x3), pf[1], pf[0]);
+      v[0] = uniform_value_f32(x.x0, pf[0], pf[1]);
+      v[1] = uniform_value_f32(x.x1, pf[0], pf[1]);
+      v[2] = uniform_value_f32(x.x2, pf[0], pf[1]);
+      v[3] = uniform_value_f32(x.x3, pf[0], pf[1]);
     } else if (D == DIST_NORMAL) {
       float z0, z1, z2, z3;
       box_muller_f32(x.x0, x.x1, z0, z1);
       box_muller_f32(x.x2, x.x3, z2, z3);
-      v[0] = fmaf(z0, pf[1], pf[0]);
-      v[1] = fmaf(z1, pf[1], pf[0]);
-      v[2] = fmaf(z2, pf[1], pf[0]);
-      v[3] = fmaf(z3, pf[1], pf[0]);
+      v[0] = normal_value_f32(z0, pf[0], pf[1]);
+      v[1] = normal_value_f32(z1, pf[0], pf[1]);
+      v[2] = normal_value_f32(z2, pf[0], pf[1]);
+      v[3] = normal_value_f32(z3, pf[0], pf[1]);
     } else {
-      v[0] = value_f32_trunc<D>(x.x0, pf);
-      v[1] = value_f32_trunc<D>(x.x1, pf);
-      v[2] = value_f32_trunc<D>(x.x2, pf);
-      v[3] = value_f32_trunc<D>(x.x3, pf);
+      v[0] = trunc_value_f32(x.x0, pf[0], pf[1], pf[2], pf[3], pf[4], pf[5]);
+      v[1] = trunc_value_f32(x.x1, pf[0], pf[1], pf[2], pf[3], pf[4], pf[5]);
+      v[2] = trunc_value_f32(x.x2, pf[0], pf[1], pf[2], pf[3], pf[4], pf[5]);
+      v[3] = trunc_value_f32(x.x3, pf[0], pf[1], pf[2], pf[3], pf[4], pf[5]);
     }
     w[0] = out_bits_f32<DT>(v[0]);
     w[1] = out_bits_f32<DT>(v[1]);

@@ -118,9 +118,16 @@ PARAMOPS_HD float ppnd_f32(float p) {
   float rt = sqrtf(-log_f32(pm));
   float t1 = rt - k::PPND_CONST2_F32;
   float t2 = rt - 5.0f;
+#if defined(__CUDA_ARCH__)
+  // GPU: rt > 5 (p < 1.4e-11) is all but never taken, so evaluate only the
+  // branch taken (the same operations, hence the same bits): one division and
+  // two polynomials less per element.
+  float zt = rt <= 5.0f ? k::PPND_C_F32(t1) / k::PPND_D_F32(t1) : k::PPND_E_F32(t2) / k::PPND_F_F32(t2);
+#else
   float z1 = k::PPND_C_F32(t1) / k::PPND_D_F32(t1);
   float z2 = k::PPND_E_F32(t2) / k::PPND_F_F32(t2);
   float zt = rt <= 5.0f ? z1 : z2;
+#endif
   zt = q < 0.0f ? -zt : zt;
   return fabsf(q) <= k::PPND_SPLIT1_F32 ? zc : zt;
 }
@@ -134,11 +141,41 @@ PARAMOPS_HD double ppnd_f64(double p) {
   double rt = sqrt(-log_f64(pm));
   double t1 = rt - k::PPND_CONST2_F64;
   double t2 = rt - 5.0;
+#if defined(__CUDA_ARCH__)
+  double zt = rt <= 5.0 ? k::PPND_C_F64(t1) / k::PPND_D_F64(t1) : k::PPND_E_F64(t2) / k::PPND_F_F64(t2);
+#else
   double z1 = k::PPND_C_F64(t1) / k::PPND_D_F64(t1);
   double z2 = k::PPND_E_F64(t2) / k::PPND_F_F64(t2);
   double zt = rt <= 5.0 ? z1 : z2;
+#endif
   zt = q < 0.0 ? -zt : zt;
   return fabs(q) <= k::PPND_SPLIT1_F64 ? zc : zt;
+}
+
+// ---------------------------------------------------------------- per-element values
+// The distributions' last steps (docs/stream.md §4), shared by the CPU
+// generator (cpu/generate.h) and the CUDA kernels (cuda/generate.cuh).
+// uniform_: fma(u01, c(b) - c(a), c(a)).
+PARAMOPS_HD float uniform_value_f32(uint32_t x, float a, float range) { return fmaf(u01_f32(x), range, a); }
+PARAMOPS_HD double uniform_value_f64(uint64_t w, double a, double range) { return fma(u01_f64(w), range, a); }
+// normal_: a Box-Muller variate z scaled, fma(z, c(std), c(mean)).
+PARAMOPS_HD float normal_value_f32(float z, float mean, float std) { return fmaf(z, std, mean); }
+PARAMOPS_HD double normal_value_f64(double z, double mean, double std) { return fma(z, std, mean); }
+// trunc_normal_: PPND of fma(uopen, c(dp), c(pa)), scaled, clamped into [c(lo), c(hi)].
+PARAMOPS_HD float trunc_value_f32(uint32_t x, float pa, float dp, float mean, float sstd, float lo, float hi) {
+  float z = ppnd_f32(fmaf(uopen_f32(x), dp, pa));
+  float w = fmaf(z, sstd, mean);
+  w = w < lo ? lo : w;
+  w = w > hi ? hi : w;
+  return w;
+}
+PARAMOPS_HD double trunc_value_f64(uint64_t x, double pa, double dp, double mean, double sstd, double lo,
+                                   double hi) {
+  double z = ppnd_f64(fma(uopen_f64(x), dp, pa));
+  double w = fma(z, sstd, mean);
+  w = w < lo ? lo : w;
+  w = w > hi ? hi : w;
+  return w;
 }
 
 // ---------------------------------------------------------------- output rounding
