@@ -425,9 +425,27 @@ def test_binding_compiles(tmp_path):
 @requires_cpp
 def test_registration_api():
     """cuda_built() tells whether the .so has CUDA kernels; register_cuda() raises in a build
-    without them. Nothing CUDA is registered when the .so loads."""
-    from paramops import _C
-    assert isinstance(_C.cuda_built(), bool)
-    if not _C.cuda_built():
+    without them, and registers them (idempotently) in a build with them. Nothing CUDA is
+    registered when the .so loads: the dispatch table names csrc/cuda/ops.cpp for the CUDA
+    keys exactly when the CUDA backend was chosen (paramops/_backend.py)."""
+    from paramops import _C, _backend
+    ops = ["uniform_", "normal_", "trunc_normal_", "fill_", "multi_init_"]
+
+    def from_cuda_ops(op, key):
+        dump = torch._C._dispatch_dump(f"paramops::{op}")
+        line = [ln for ln in dump.splitlines() if ln.startswith(key + ":")]
+        return bool(line) and os.path.join("cuda", "ops.cpp") in line[0]
+
+    built = _C.cuda_built()
+    assert isinstance(built, bool)
+    if not built:
         with pytest.raises(RuntimeError, match="no CUDA kernels"):
             _C.register_cuda()
+        assert not any(from_cuda_ops(op, "CUDA") for op in ops)
+        return
+    chosen = _backend.cuda_backend() == "cuda"
+    for key in ("CUDA", "SparseCUDA", "SparseCsrCUDA"):
+        assert [from_cuda_ops(op, key) for op in ops] == [chosen] * len(ops), key
+    if chosen:  # already registered by _backend: a second call changes nothing
+        _C.register_cuda()
+        assert all(from_cuda_ops(op, "CUDA") for op in ops)
