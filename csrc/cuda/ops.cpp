@@ -11,6 +11,7 @@
 // key on demand, so that Python chooses which backend serves CUDA tensors.
 #include <ATen/ATen.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
@@ -73,16 +74,21 @@ Gen gen_of(const Job& j) {
 // allocator, which keeps it until the copy on the current stream is done; the
 // device buffer is freed into the caching allocator on this stream, so the
 // kernels queued after the copy on this stream finish before its reuse.
-at::Tensor pinned_bytes(int64_t nbytes) {
+// Not while the stream is being captured into a CUDA graph: the replays would
+// copy from the pinned buffer again, long after it went back to the allocator.
+at::Tensor pinned_bytes(int64_t nbytes, const char* op) {
+  TORCH_CHECK(c10::cuda::currentStreamCaptureStatusMayInitCtx() == c10::cuda::CaptureStatus::None, "paramops.",
+              op, ": cannot be captured in a CUDA graph here: it copies its metadata from pinned host memory, "
+              "which a replay would read again after it was reused (run it outside the capture)");
   return at::empty({nbytes}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
 }
 
 // Sizes then strides of dims [from, m) in device memory (one pinned buffer,
 // one async copy; see pinned_bytes).
 at::Tensor dims_on_device(const std::vector<int64_t>& size, const std::vector<int64_t>& stride, int from, int m,
-                          const at::Device& device) {
+                          const at::Device& device, const char* op) {
   const int k = m - from;
-  at::Tensor host = pinned_bytes(2 * k * static_cast<int64_t>(sizeof(int64_t)));
+  at::Tensor host = pinned_bytes(2 * k * static_cast<int64_t>(sizeof(int64_t)), op);
   int64_t* h = reinterpret_cast<int64_t*>(host.data_ptr());
   for (int i = 0; i < k; ++i) {
     h[i] = size[from + i];
@@ -130,7 +136,7 @@ void write(const at::Tensor& t, const Gen& g, int64_t offset, const char* op) {
     }
     return;
   }
-  const at::Tensor dims = dims_on_device(size, stride, from, m, t.device());
+  const at::Tensor dims = dims_on_device(size, stride, from, m, t.device(), op);
   const int64_t* dp = reinterpret_cast<const int64_t*>(dims.const_data_ptr());
   if (path == PATH_TILED) {
     int64_t outer = 1;
@@ -211,7 +217,7 @@ void multi_init(cpu::Tensors tensors, const at::Tensor& plan, const at::Tensor& 
   const int64_t n = static_cast<int64_t>(sc.fused.size());
   if (n > 0) {
     const int64_t meta = n * static_cast<int64_t>(sizeof(MultiEntry));
-    at::Tensor host = pinned_bytes(meta + (n + 1) * static_cast<int64_t>(sizeof(int64_t)));
+    at::Tensor host = pinned_bytes(meta + (n + 1) * static_cast<int64_t>(sizeof(int64_t)), op);
     char* hp = static_cast<char*>(host.data_ptr());
     MultiEntry* entries = reinterpret_cast<MultiEntry*>(hp);
     int64_t* calls_start = reinterpret_cast<int64_t*>(hp + meta);
