@@ -178,6 +178,16 @@ PARAMOPS_HD void store_elem(char* p, const uint32_t w[4], int l) {
   }
 }
 
+// A call's whole output in one vector store (its first element is aligned).
+template <int ES>
+PARAMOPS_HD void store_call_vec(char* p, const uint32_t w[4]) {
+  if (ES == 2) {
+    store8(p, w[0] | (w[1] << 16), w[2] | (w[3] << 16));
+  } else {
+    store16(p, w[0], w[1], w[2], w[3]);
+  }
+}
+
 // A contiguous output `out` of n elements; the call's first element has local
 // index j0 (may be < 0 or run past n at the ends: those elements are not written).
 template <int ES>
@@ -185,11 +195,7 @@ PARAMOPS_HD void store_call_contig(char* out, int64_t j0, int64_t n, const uint3
   const int L = ES == 8 ? 2 : 4;
   char* p = out + j0 * ES;
   if (j0 >= 0 && j0 + L <= n && ((uintptr_t)p & (uintptr_t)(L * ES - 1)) == 0) {
-    if (ES == 2) {
-      store8(p, w[0] | (w[1] << 16), w[2] | (w[3] << 16));
-    } else {
-      store16(p, w[0], w[1], w[2], w[3]);  // float32: 4 elements; float64: (lo, hi) x 2
-    }
+    store_call_vec<ES>(p, w);  // float32: 4 elements; float64: (lo, hi) x 2
     return;
   }
   for (int l = 0; l < L; ++l) {
@@ -251,12 +257,43 @@ PARAMOPS_HD void store_call_strided(char* base, const DM& d, int64_t j0, int64_t
 // ---------------------------------------------------------------- single ops
 // Thread (block, thread) of a grid (grid, block) writes the calls
 // first + tid, first + tid + grid * block, ... of elements [offset, offset + n).
+// Fast path: when every call's first element is aligned to the call's size
+// (the same for all calls of a contiguous output), the calls that lie wholly
+// in range go out as vector stores with a pointer stepped along, no per-call
+// index checks; the partial calls at the two ends (at most one each) are
+// taken by threads 0 and 1. Otherwise every call is checked (store_call_contig).
 template <int D, int DT>
 PARAMOPS_HD void contig_body(const Gen& g, char* out, int64_t offset, int64_t n, uint64_t block,
                              uint64_t thread, uint64_t grid, uint64_t block_dim) {
   const int L = DT == DT_F64 ? 2 : 4, ES = DT == DT_F64 ? 8 : (DT == DT_F32 ? 4 : 2);
-  const uint64_t c1 = end_call(offset, n, L), step = grid * block_dim;
-  for (uint64_t c = first_call(offset, L) + block * block_dim + thread; c < c1; c += step) {
+  const uint64_t c0 = first_call(offset, L), c1 = end_call(offset, n, L), step = grid * block_dim;
+  const uint64_t tid = block * block_dim + thread;
+  const uint64_t f0 = ((uint64_t)offset + (uint64_t)(L - 1)) / (uint64_t)L;  // first whole call
+  const uint64_t f1 = ((uint64_t)offset + (uint64_t)n) / (uint64_t)L;        // end of the whole calls
+  const int phase = (int)((uint64_t)offset % (uint64_t)L);                    // elements before call f0's start
+  const bool aligned = (((uintptr_t)out + (uintptr_t)((L - phase) % L) * ES) & (uintptr_t)(L * ES - 1)) == 0;
+  if (aligned && f0 < f1) {
+    char* p = out + ((int64_t)((f0 + tid) * (uint64_t)L) - offset) * ES;
+    const uint64_t pstep = step * (uint64_t)(L * ES);
+    for (uint64_t c = f0 + tid; c < f1; c += step, p += pstep) {
+      uint32_t w[4];
+      call_words<D, DT>(g.pf, g.pd, c, g.stream, g.seed, w);
+      store_call_vec<ES>(p, w);
+    }
+    const uint64_t head_tid = 0, tail_tid = step > 1 ? 1 : 0;
+    if (tid == head_tid && c0 < f0) {
+      uint32_t w[4];
+      call_words<D, DT>(g.pf, g.pd, c0, g.stream, g.seed, w);
+      store_call_contig<ES>(out, (int64_t)(c0 * (uint64_t)L) - offset, n, w);
+    }
+    if (tid == tail_tid && f1 < c1) {
+      uint32_t w[4];
+      call_words<D, DT>(g.pf, g.pd, f1, g.stream, g.seed, w);
+      store_call_contig<ES>(out, (int64_t)(f1 * (uint64_t)L) - offset, n, w);
+    }
+    return;
+  }
+  for (uint64_t c = c0 + tid; c < c1; c += step) {
     uint32_t w[4];
     call_words<D, DT>(g.pf, g.pd, c, g.stream, g.seed, w);
     store_call_contig<ES>(out, (int64_t)(c * (uint64_t)L) - offset, n, w);

@@ -17,9 +17,16 @@ struct Lanes {
 };
 
 PARAMOPS_HD void philox_mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+#if defined(__CUDA_ARCH__)
+  // The same bits in 32-bit multiplies (as curand): from the 64-bit product,
+  // nvcc keeps the whole round in 64-bit registers (mul.lo.s64, xor.b64).
+  hi = __umulhi(a, b);
+  lo = a * b;
+#else
   uint64_t p = (uint64_t)a * (uint64_t)b;
   hi = (uint32_t)(p >> 32);
   lo = (uint32_t)p;
+#endif
 }
 
 PARAMOPS_HD Lanes philox4x32_10(uint64_t call, uint64_t stream, uint64_t seed) {
