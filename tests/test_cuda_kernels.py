@@ -149,6 +149,8 @@ def _layouts():
         ("steps", (20, 30), lambda b: b[::3, 1::4]),
         ("step1d", (100,), lambda b: b[::3]),
         ("narrow_rows", (5, 70), lambda b: b[:, 3:]),
+        ("col_block", (6, 72), lambda b: b[:, 8:]),  # unit-stride rows: vector stores where aligned
+        ("col_block_odd", (7, 70), lambda b: b[:, 2:67]),  # calls straddling rows
         ("size1_dims", (4, 1, 6), lambda b: b[:, :, ::2]),
         ("channels_last", (3, 5, 7, 4), lambda b: b.permute(0, 3, 1, 2)),  # an NCHW view of NHWC memory
         ("t_steps", (40, 13), lambda b: b[1::2, ::3].t()),
@@ -202,7 +204,7 @@ def test_strided_equals_cpu(host, op, dtype):
     assert many >= {"rank8_reversed", "rank7_step"}, many
     assert tiled >= {"t", "channels_last", "t_steps", "rank8_reversed"}, tiled
     assert tiled_many == {"rank9_reversed"}, tiled_many
-    assert not tiled & {"steps", "step1d", "narrow_rows", "size1_dims", "contiguous"}, tiled
+    assert not tiled & {"steps", "step1d", "narrow_rows", "col_block", "col_block_odd", "size1_dims", "contiguous"}, tiled
 
 
 @requires_gxx

@@ -238,17 +238,30 @@ PARAMOPS_HD void store_call_strided(char* base, const DM& d, int64_t j0, int64_t
   const int64_t isize = d.nd > 0 ? d.size[0] : 1, istride = d.nd > 0 ? d.stride[0] : 0;
   bool started = false;
   int64_t off = 0, inner = 0;
+  if (istride == 1 && j0 >= 0 && j0 + L <= n) {  // rows of unit stride (e.g. w[:, :k]): one vector
+    off = unravel(d, j0, &inner);                  // store when the call lies in one row, aligned
+    char* p = base + off * ES;
+    if (inner + L <= isize && ((uintptr_t)p & (uintptr_t)(L * ES - 1)) == 0) {
+      store_call_vec<ES>(p, w);
+      return;
+    }
+    started = true;  // element stores from element 0 on, off and inner already set
+  }
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
   for (int l = 0; l < L; ++l) {
     const int64_t j = j0 + l;
     if (j < 0 || j >= n) continue;
-    if (started && ++inner < isize) {
-      off += istride;
-    } else {
+    if (!started) {
       off = unravel(d, j, &inner);
       started = true;
+    } else if (l > 0) {
+      if (++inner < isize) {
+        off += istride;
+      } else {
+        off = unravel(d, j, &inner);  // crossed into the next row
+      }
     }
     store_elem<ES>(base + off * ES, w, l);
   }
