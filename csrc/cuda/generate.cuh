@@ -46,7 +46,11 @@ struct Gen {
   uint64_t stream;
   float pf[6];
   double pd[6];
+  uint32_t keys[20];  // philox_keys(seed): read from the kernel parameters, not bumped per call
 };
+
+// Fills g.keys from g.seed (the launchers' callers do, on the host).
+PARAMOPS_HD void gen_set_keys(Gen& g) { philox_keys(g.seed, g.keys); }
 
 // Coalesced dims of a strided output, innermost first, in elements. The fixed
 // capacity travels in the kernel's parameters; more dims travel in device
@@ -99,8 +103,8 @@ PARAMOPS_HD uint32_t out_bits_f32(float v) {
 
 template <int D, int DT>
 PARAMOPS_HD void call_words(const float* pf, const double* pd, uint64_t c, uint64_t stream,
-                            uint64_t seed, uint32_t w[4]) {
-  const Lanes x = philox4x32_10(c, stream, seed);
+                            const uint32_t* keys, uint32_t w[4]) {
+  const Lanes x = philox4x32_10_keyed(c, stream, keys);
   if (DT == DT_F64) {
     const uint64_t a = join64(x.x0, x.x1), b = join64(x.x2, x.x3);
     double v0, v1;
@@ -290,25 +294,25 @@ PARAMOPS_HD void contig_body(const Gen& g, char* out, int64_t offset, int64_t n,
     const uint64_t pstep = step * (uint64_t)(L * ES);
     for (uint64_t c = f0 + tid; c < f1; c += step, p += pstep) {
       uint32_t w[4];
-      call_words<D, DT>(g.pf, g.pd, c, g.stream, g.seed, w);
+      call_words<D, DT>(g.pf, g.pd, c, g.stream, g.keys, w);
       store_call_vec<ES>(p, w);
     }
     const uint64_t head_tid = 0, tail_tid = step > 1 ? 1 : 0;
     if (tid == head_tid && c0 < f0) {
       uint32_t w[4];
-      call_words<D, DT>(g.pf, g.pd, c0, g.stream, g.seed, w);
+      call_words<D, DT>(g.pf, g.pd, c0, g.stream, g.keys, w);
       store_call_contig<ES>(out, (int64_t)(c0 * (uint64_t)L) - offset, n, w);
     }
     if (tid == tail_tid && f1 < c1) {
       uint32_t w[4];
-      call_words<D, DT>(g.pf, g.pd, f1, g.stream, g.seed, w);
+      call_words<D, DT>(g.pf, g.pd, f1, g.stream, g.keys, w);
       store_call_contig<ES>(out, (int64_t)(f1 * (uint64_t)L) - offset, n, w);
     }
     return;
   }
   for (uint64_t c = c0 + tid; c < c1; c += step) {
     uint32_t w[4];
-    call_words<D, DT>(g.pf, g.pd, c, g.stream, g.seed, w);
+    call_words<D, DT>(g.pf, g.pd, c, g.stream, g.keys, w);
     store_call_contig<ES>(out, (int64_t)(c * (uint64_t)L) - offset, n, w);
   }
 }
@@ -320,7 +324,7 @@ PARAMOPS_HD void strided_body(const Gen& g, char* base, const DM& dims, int64_t 
   const uint64_t c1 = end_call(offset, n, L), step = grid * block_dim;
   for (uint64_t c = first_call(offset, L) + block * block_dim + thread; c < c1; c += step) {
     uint32_t w[4];
-    call_words<D, DT>(g.pf, g.pd, c, g.stream, g.seed, w);
+    call_words<D, DT>(g.pf, g.pd, c, g.stream, g.keys, w);
     store_call_strided<ES>(base, dims, (int64_t)(c * (uint64_t)L) - offset, n, w);
   }
 }
@@ -427,7 +431,7 @@ PARAMOPS_HD void tiled_gen(const Gen& g, const Tiled<DM>& td, int64_t offset, ui
     const uint64_t c = first_call(g0, L) + (uint64_t)k;
     if (c >= end_call(g0, p.cols, L)) continue;
     uint32_t w[4];
-    call_words<D, DT>(g.pf, g.pd, c, g.stream, g.seed, w);
+    call_words<D, DT>(g.pf, g.pd, c, g.stream, g.keys, w);
     const int64_t e0 = (int64_t)(c * (uint64_t)L) - g0;  // column of the call's first element
     W* row = s + r * (t.tc + 1);
 #if defined(__CUDA_ARCH__)
@@ -509,7 +513,9 @@ PARAMOPS_HD void multi_call(const MultiEntry& e, uint64_t c) {
       pf[k] = f32_from((uint32_t)e.p[k]);
       pd[k] = f64_from(e.p[k]);
     }
-    call_words<D == DIST_FILL ? DIST_UNIFORM : D, DT>(pf, pd, c, e.stream, e.seed, w);
+    uint32_t keys[20];
+    philox_keys(e.seed, keys);
+    call_words<D == DIST_FILL ? DIST_UNIFORM : D, DT>(pf, pd, c, e.stream, keys, w);
   }
   store_call_contig<ES>(reinterpret_cast<char*>((uintptr_t)e.data), (int64_t)(c * (uint64_t)L) - e.offset,
                         e.numel, w);

@@ -66,6 +66,7 @@ Gen gen_of(const Job& j) {
   g.stream = j.stream;
   std::memcpy(g.pf, j.pf, sizeof g.pf);
   std::memcpy(g.pd, j.pd, sizeof g.pd);
+  gen_set_keys(g);
   return g;
 }
 

@@ -29,6 +29,19 @@ PARAMOPS_HD void philox_mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& 
 #endif
 }
 
+// One round: the two multiplications, the key mixed into the high halves.
+PARAMOPS_HD void philox_round(uint32_t& c0, uint32_t& c1, uint32_t& c2, uint32_t& c3, uint32_t k0, uint32_t k1) {
+  uint32_t hi0, lo0, hi1, lo1;
+  philox_mulhilo(0xD2511F53u, c0, hi0, lo0);
+  philox_mulhilo(0xCD9E8D57u, c2, hi1, lo1);
+  uint32_t n0 = hi1 ^ c1 ^ k0;
+  uint32_t n2 = hi0 ^ c3 ^ k1;
+  c0 = n0;
+  c1 = lo1;
+  c2 = n2;
+  c3 = lo0;
+}
+
 PARAMOPS_HD Lanes philox4x32_10(uint64_t call, uint64_t stream, uint64_t seed) {
   uint32_t c0 = (uint32_t)call, c1 = (uint32_t)(call >> 32);
   uint32_t c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);
@@ -37,18 +50,35 @@ PARAMOPS_HD Lanes philox4x32_10(uint64_t call, uint64_t stream, uint64_t seed) {
 #pragma unroll
 #endif
   for (int r = 0; r < 10; ++r) {
-    uint32_t hi0, lo0, hi1, lo1;
-    philox_mulhilo(0xD2511F53u, c0, hi0, lo0);
-    philox_mulhilo(0xCD9E8D57u, c2, hi1, lo1);
-    uint32_t n0 = hi1 ^ c1 ^ k0;
-    uint32_t n2 = hi0 ^ c3 ^ k1;
-    c0 = n0;
-    c1 = lo1;
-    c2 = n2;
-    c3 = lo0;
+    philox_round(c0, c1, c2, c3, k0, k1);
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
+  Lanes out = {c0, c1, c2, c3};
+  return out;
+}
+
+// The round keys of a seed: keys[2r], keys[2r + 1] are those of round r (the
+// key bumped r times), so that a kernel can take them from its parameters
+// instead of bumping them for every call.
+PARAMOPS_HD void philox_keys(uint64_t seed, uint32_t keys[20]) {
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 10; ++r) {
+    keys[2 * r] = k0;
+    keys[2 * r + 1] = k1;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+}
+
+// philox4x32_10 with the round keys of philox_keys.
+PARAMOPS_HD Lanes philox4x32_10_keyed(uint64_t call, uint64_t stream, const uint32_t* keys) {
+  uint32_t c0 = (uint32_t)call, c1 = (uint32_t)(call >> 32);
+  uint32_t c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);
+#if defined(__CUDACC__)
+#pragma unroll
+#endif
+  for (int r = 0; r < 10; ++r) philox_round(c0, c1, c2, c3, keys[2 * r], keys[2 * r + 1]);
   Lanes out = {c0, c1, c2, c3};
   return out;
 }

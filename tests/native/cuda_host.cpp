@@ -52,6 +52,7 @@ Gen make_gen(int dist, int dtype, const double* p, uint64_t seed, uint64_t strea
   g.seed = seed;
   g.stream = stream;
   params_of(dist, dtype, p, g.pf, g.pd);
+  gen_set_keys(g);
   return g;
 }
 
