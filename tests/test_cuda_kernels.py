@@ -414,8 +414,11 @@ def test_binding_compiles(tmp_path):
     stub = tmp_path / "stub" / "c10" / "cuda" / "impl"
     stub.mkdir(parents=True)
     (stub / "cuda_cmake_macros.h").write_text("#pragma once\n")
-    inc = ["-I" + str(tmp_path / "stub")] + ["-I" + p for p in include_paths()] + [
-        "-I" + cuda_inc, "-I" + CSRC, "-I" + sysconfig.get_paths()["include"]]
+    # -Werror applies to paramops' files: the torch, CUDA and Python headers come as system
+    # headers (-isystem, searched after the -I dirs, so the stub still comes first)
+    inc = ["-I" + str(tmp_path / "stub"), "-I" + CSRC]
+    for p in [*include_paths(), cuda_inc, sysconfig.get_paths()["include"]]:
+        inc += ["-isystem", p]
     procs = []
     for src in ("cuda/ops.cpp", "cpu/ops.cpp"):
         cmd = [GXX, "-std=c++20", "-fsyntax-only", "-Wall", "-Werror", "-DPARAMOPS_CUDA", "-DTORCH_EXTENSION_NAME=_C",
