@@ -368,13 +368,21 @@ def test_ptx_check_catches_inexact_builds(tmp_path, bad_flags):
     assert ptx_problems(open(out).read())
 
 
-@requires_nvcc
-def test_nvcc_object_and_ptxas_report(tmp_path, record_property):
-    """Compiles to an sm_90 object; prints ptxas' registers and spills per kernel (information)."""
-    out = str(tmp_path / "kernels.o")
+@pytest.fixture(scope="module")
+def kernels_object(tmp_path_factory):
+    """csrc/cuda/kernels.cu compiled to an sm_90 object with setup.py's flags, and ptxas' report."""
+    if NVCC is None:
+        pytest.skip("nvcc not found")
+    out = str(tmp_path_factory.mktemp("nvcc") / "kernels.o")
     r = _nvcc(_nvcc_flags(), out, "-c", "-Xptxas", "-v")
     assert os.path.getsize(out) > 0
-    report = r.stderr
+    return out, r.stderr
+
+
+@requires_nvcc
+def test_nvcc_object_and_ptxas_report(kernels_object, tmp_path, record_property):
+    """Compiles to an sm_90 object; prints ptxas' registers and spills per kernel (information)."""
+    report = kernels_object[1]
     funcs = re.findall(r"Compiling entry function '(\S+)'", report)
     assert len(funcs) == 61, report[:2000]
     regs = [int(x) for x in re.findall(r"Used (\d+) registers", report)]
@@ -420,13 +428,27 @@ def test_binding_compiles(tmp_path):
     for p in [*include_paths(), cuda_inc, sysconfig.get_paths()["include"]]:
         inc += ["-isystem", p]
     procs = []
-    for src in ("cuda/ops.cpp", "cpu/ops.cpp"):
-        cmd = [GXX, "-std=c++20", "-fsyntax-only", "-Wall", "-Werror", "-DPARAMOPS_CUDA", "-DTORCH_EXTENSION_NAME=_C",
+    obj = str(tmp_path / "cuda_ops.o")
+    for src, mode in (("cuda/ops.cpp", ["-O0", "-c", "-o", obj]), ("cpu/ops.cpp", ["-fsyntax-only"])):
+        cmd = [GXX, "-std=c++20", *mode, "-fPIC", "-Wall", "-Werror", "-DPARAMOPS_CUDA", "-DTORCH_EXTENSION_NAME=_C",
                *inc, os.path.join(CSRC, src)]
         procs.append((src, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     for src, p in procs:
         _, err = p.communicate()
         assert p.returncode == 0, f"{src}:\n{err[:4000]}"
+    if NVCC is not None and shutil.which("nm"):
+        # what the binding calls in cuda/launch.h is what kernels.cu defines (same signatures)
+        kobj = str(tmp_path / "kernels.o")
+        _nvcc(_nvcc_flags(), kobj, "-c")
+
+        def syms(path, kind):
+            out = subprocess.run(["nm", "-C", path], capture_output=True, text=True, check=True).stdout
+            tag = f" {kind} paramops::cuda::"
+            return {ln[ln.index(tag) + 3:] for ln in out.splitlines() if tag in ln and "(" in ln}
+
+        needed, defined = syms(obj, "U"), syms(kobj, "T")
+        assert any("launch_multi" in x for x in needed), needed
+        assert needed <= defined, needed - defined
 
 
 @requires_cpp
