@@ -411,7 +411,7 @@ def _cuda_include():
 
 
 @requires_gxx
-def test_binding_compiles(tmp_path):
+def test_binding_compiles(tmp_path, request):
     """cuda/ops.cpp (and cpu/ops.cpp's CUDA registration hook) compile against the torch
     headers with -DPARAMOPS_CUDA. The CPU wheel lacks c10/cuda/impl/cuda_cmake_macros.h;
     a stub of it comes first on the include path."""
@@ -438,8 +438,7 @@ def test_binding_compiles(tmp_path):
         assert p.returncode == 0, f"{src}:\n{err[:4000]}"
     if NVCC is not None and shutil.which("nm"):
         # what the binding calls in cuda/launch.h is what kernels.cu defines (same signatures)
-        kobj = str(tmp_path / "kernels.o")
-        _nvcc(_nvcc_flags(), kobj, "-c")
+        kobj = request.getfixturevalue("kernels_object")[0]
 
         def syms(path, kind):
             out = subprocess.run(["nm", "-C", path], capture_output=True, text=True, check=True).stdout
