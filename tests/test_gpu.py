@@ -318,3 +318,23 @@ def test_public_api_and_models_equal_cpu():
         paramops.init_module(m)
     for p, q in zip(a.parameters(), b.parameters()):
         assert_bitwise(p.detach().cpu(), q.detach())
+
+
+@gpu_only
+@pytest.mark.parametrize("op", list(CASES) + ["fill_", "multi_init_"])
+def test_opcheck_on_cuda(op):
+    """The schema, fake kernel and autograd registration hold for the backend dispatched for
+    CUDA tensors, as test_opcheck.py checks them on the CPU."""
+    for dtype in (torch.float32, torch.bfloat16):
+        for shape in [(7, 5), (0,), ()]:
+            t = torch.empty(shape, dtype=dtype, device=DEV)
+            if op == "multi_init_":
+                args = ([t, torch.empty(3, dtype=dtype, device=DEV)],
+                        torch.tensor([[1, 3, 1, 5], [3, 0, 0, 0]], dtype=torch.int64),
+                        torch.tensor([[0.0, 0.02, 0, 0], [0.5, 0, 0, 0]], dtype=torch.float64))
+                kw = {}
+            elif op == "fill_":
+                args, kw = (t, 0.5), {}
+            else:
+                args, kw = (t, *CASES[op]), {"seed": 3, "stream": 1, "offset": 5}
+            torch.library.opcheck(getattr(torch.ops.paramops, op).default, args, kw)
