@@ -12,6 +12,9 @@
 #   4. runs compute-sanitizer memcheck and racecheck over a short workload per backend.
 # Logs, JSON and a summary go to OUT_DIR (summary.txt last; a step that fails is recorded
 # there and the script goes on). The exit status is the number of failed steps.
+# FULL=1 runs the other suites whole and racecheck under every backend too (longer).
+# Through the device tool, whose $OUT returns at most 8 files, 2 folders deep: run
+#   bench/gpu_check.sh /tmp/gc; tar czf $OUT/gpu_check.tgz -C /tmp gc; cp /tmp/gc/summary.txt $OUT/
 set -uo pipefail
 OUT=${1:?usage: bench/gpu_check.sh OUT_DIR}
 mkdir -p "$OUT"
@@ -52,12 +55,19 @@ for b in cuda triton; do
 done
 echo "backends: ${BACKENDS[*]}" >> "$SUMMARY"
 
-# The GPU tests of every backend; the suites with CUDA cases once, under the default choice.
+# The GPU suite under every backend; the CUDA cases of the other suites once, under the
+# default choice (FULL=1: those suites whole).
 for b in "${BACKENDS[@]}"; do
     step "tests ($b)" "tests-$b.log" env PARAMOPS_BACKEND=$b "$PY" -m pytest tests/test_gpu.py -q -p no:cacheprovider
 done
-step "tests (other GPU cases)" tests-rest.log "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py \
-    tests/test_cuda_kernels.py tests/test_backend.py tests/test_multi.py tests/test_init.py tests/test_fused.py
+REST=(tests/test_multi.py tests/test_init.py tests/test_fused.py tests/test_patch.py)
+if [[ "${FULL:-0}" == 1 ]]; then
+    step "tests (other suites)" tests-rest.log "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py \
+        tests/test_cuda_kernels.py tests/test_backend.py "${REST[@]}"
+else
+    step "tests (other suites)" tests-rest.log "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py \
+        tests/test_backend.py "${REST[@]}" -k "cuda or gpu or triton"
+fi
 
 for b in "${BACKENDS[@]}"; do
     step "bench ($b)" "bench-$b.log" env PARAMOPS_BACKEND=$b "$PY" -m paramops bench --device cuda \
@@ -66,10 +76,13 @@ for b in "${BACKENDS[@]}"; do
 done
 step targets targets.txt "$PY" bench/gpu_targets.py "$OUT"/bench-*/*.json
 
+# memcheck under every backend; racecheck (shared memory: the CUDA tiled kernel) under cuda.
 for b in "${BACKENDS[@]}"; do
-    for tool in memcheck racecheck; do
+    tools=(memcheck)
+    [[ $b == cuda || "${FULL:-0}" == 1 ]] && tools+=(racecheck)
+    for tool in "${tools[@]}"; do
         step "sanitizer $tool ($b)" "sanitizer-$tool-$b.log" env PARAMOPS_BACKEND=$b compute-sanitizer \
-            --tool $tool --error-exitcode 9 "$PY" bench/gpu_sanitize.py
+            --tool "$tool" --error-exitcode 9 "$PY" bench/gpu_sanitize.py
     done
 done
 
