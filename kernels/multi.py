@@ -104,13 +104,14 @@ def multi_kernel(meta_ptr, n_entries, OUT: tl.constexpr, NBITS: tl.constexpr, BL
         j = k * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
         mask = j < n
         bits = tl.load(row + _P0)
+        # broadcast the bits as integers, then bitcast: a float 0 + v would turn -0.0 into +0.0
         if OUT == S.OUT_F32:
-            val = bits.to(tl.uint32).to(tl.float32, bitcast=True)
+            val = (tl.zeros([BLOCK], tl.uint32) + bits.to(tl.uint32)).to(tl.float32, bitcast=True)
         elif OUT == S.OUT_F64:
-            val = bits.to(tl.float64, bitcast=True)
+            val = (tl.zeros([BLOCK], tl.int64) + bits).to(tl.float64, bitcast=True)
         else:
-            val = bits.to(tl.uint16).to(tl.int16, bitcast=True)
-        tl.store(ptr + j * stride, tl.zeros([BLOCK], val.dtype) + val, mask=mask)
+            val = tl.zeros([BLOCK], tl.int16) + bits.to(tl.uint16).to(tl.int16, bitcast=True)
+        tl.store(ptr + j * stride, val, mask=mask)
     else:
         off0 = tl.load(row + _OFFSET)
         c_first = off0 // L
