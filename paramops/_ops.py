@@ -3,6 +3,9 @@
 The schemas live here, not in the .so, so the ops exist without the compiled
 extension. csrc/cpu/ops.cpp and multi.cpp only register CPU kernels for them;
 multi_init_'s checks, reference and fake kernel are in paramops/multi.py.
+_multi_table (multi_init_'s preparation for the Triton backend) has only the C++ kernel of
+csrc/cpu/multi_table.cpp: without paramops._C it has no kernel, and paramops/_triton.py
+does that work in Python instead.
 """
 import torch
 
@@ -17,6 +20,10 @@ SCHEMAS = {
         "(Tensor(a!) self, float mean, float std, float a, float b, *, int seed, int stream=0, int offset=0) -> ()"),
     "fill_": "(Tensor(a!) self, float value) -> ()",
     "multi_init_": _multi.SCHEMA,
+    # multi_init_'s host-side preparation (checks, version bumps) returning its int64 metadata
+    # table, for the Triton backend (csrc/cpu/multi_table.cpp: the layout; paramops/_triton.py).
+    # It writes no tensor, so the schema declares no mutation.
+    "_multi_table": "(Tensor[] tensors, Tensor plan, Tensor params) -> Tensor",
 }
 
 for _name, _schema in SCHEMAS.items():
@@ -27,8 +34,19 @@ def _fake(*args, **kwargs):
     return None
 
 
+def _fake_multi_table(tensors, plan, params):
+    """Fake kernel of _multi_table: multi_init_'s data-free checks, then an (empty) int64 CPU table
+    with one row per non-empty entry. The width is kernels/multi.py's (the Triton backend, the
+    op's only user), imported here, when it is first needed."""
+    from .kernels.multi import TABLE_W
+
+    _multi.fake_multi_init_(tensors, plan, params)
+    return plan.new_empty((sum(1 for t in tensors if t.numel() != 0), TABLE_W))
+
+
+_FAKES = {"multi_init_": _multi.fake_multi_init_, "_multi_table": _fake_multi_table}
 for _name in SCHEMAS:
-    torch.library.register_fake(f"paramops::{_name}")(_multi.fake_multi_init_ if _name == "multi_init_" else _fake)
+    torch.library.register_fake(f"paramops::{_name}")(_FAKES.get(_name, _fake))
 
 
 def _write(self, dist, params, seed, stream, offset):

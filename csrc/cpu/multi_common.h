@@ -1,5 +1,6 @@
-// paramops multi_init_: what its CPU kernel (cpu/multi.cpp) and its CUDA
-// kernel (cuda/ops.cpp) share. prepare_multi() does everything before the
+// paramops multi_init_: what its CPU kernel (cpu/multi.cpp), its CUDA kernel
+// (cuda/ops.cpp) and the Triton backend's table op (cpu/multi_table.cpp:
+// paramops::_multi_table) share. prepare_multi() does everything before the
 // write, device-agnostic: the plan/params checks, every entry's checks (the
 // single ops' checks, naming the entry), the shared per-(kind, dtype,
 // parameters) set-up (Tmpl), the split into contiguous ("fused") and strided
