@@ -1,15 +1,23 @@
 """multi_init_ for a list of tensors in few launches (apex multi_tensor_apply style).
 
-Per-entry metadata is one int64 table (a device tensor, one row per entry, built on the host
-and copied in one transfer); each program handles one chunk of one entry:
+Per-entry metadata is one int64 table (a device tensor, one row per entry, copied in one
+transfer); each program handles one chunk of one entry. Its rows are those of the host table
+of paramops::_multi_table (csrc/cpu/multi_table.cpp defines the layout; INDEX .. P5 below
+mirror it), grouped by dtype, with one column appended:
 
-  row: addr, numel, offset, seed, stream, kind, stride, chunk0, p0 .. p5
+  row: index, addr, numel, offset, seed, stream, kind, dtype, stride, p0 .. p5, chunk0
     addr    data_ptr() of the entry (its element 0)
-    stride  the element stride of its single coalesced dim (1 when contiguous)
-    chunk0  index of the entry's first chunk among its launch's programs (cumulative)
+    stride  the element stride of its single coalesced dim (1 when contiguous); NOT_ONE_RUN
+            (0) for entries whose memory is not one strided run, which never reach the kernel
     p0..p5  parameter bits in the compute type (random kinds, as kernels/random.py's
             job_params), or for fill the bits of the value as Tensor.fill_ rounds it
             (in the output dtype) in p0
+    chunk0  index of the entry's first chunk among its launch's programs (cumulative)
+
+Host side: with paramops._C, paramops/_triton.py gets the table from the C++ op (all of
+multi_init_'s checks and the version bumps, ~1 us per entry); without it, table() computes
+the same rows in Python (after paramops.multi.validate). launch() groups the rows by dtype
+and computes chunk0 with numpy, no per-entry Python for one-run entries.
 
 Program pid finds its entry by binary search over chunk0 (ceil(log2(entries)) loads, no
 per-chunk table: metadata stays O(number of tensors)) and its chunk k = pid - chunk0; chunk k
@@ -37,8 +45,14 @@ from paramops import multi as M
 from . import random as RK
 from . import stream as S
 
-W = 14  # columns of a metadata row
-ADDR, NUMEL, OFFSET, SEED, STREAM, KIND, STRIDE, CHUNK0, P0 = range(9)
+# The host table of paramops::_multi_table: one int64 row per non-empty entry, list order.
+# Mirrors csrc/cpu/multi_table.cpp (TableCol, kNotOneRun); table() below computes the same.
+INDEX, ADDR, NUMEL, OFFSET, SEED, STREAM, KIND, DTYPE, STRIDE, P0 = range(10)
+TABLE_W = P0 + 6
+NOT_ONE_RUN = 0  # STRIDE of an entry that is not one strided run (single-tensor path)
+# The kernel's rows: the table's columns, then CHUNK0.
+CHUNK0 = TABLE_W
+W = TABLE_W + 1
 DEFAULT_BLOCK = RK.DEFAULT_BLOCK
 # the same, as constexprs for the kernel
 _W, _ADDR, _NUMEL, _OFFSET, _SEED, _STREAM, _KIND, _STRIDE, _CHUNK0, _P0 = (
@@ -144,51 +158,101 @@ def _i64(v):
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def multi_init_(tensors, plan, params, block=DEFAULT_BLOCK):
-    """Write every entry of an already validated multi_init_ call (paramops.multi.validate).
+_F64 = RK.OUT_CODE[torch.float64]  # paramops::DType codes are kernels/random.py's OUT codes
+_DTYPES = {code: dtype for dtype, code in RK.OUT_CODE.items()}
 
-    Entries of one output dtype whose memory is one strided run share one launch; the rest
-    go through the single-tensor kernel or Tensor.fill_. block: elements per program."""
-    if block < 4 or block & (block - 1):
-        raise ValueError(f"block must be a power of two >= 4, got {block}")
-    rows_by_dtype = {}
-    for t, (kind, seed, stream, offset), p in zip(tensors, plan.tolist(), params.tolist()):
+
+def table(tensors, plan, params):
+    """The rows of paramops::_multi_table, computed in Python (an int64 numpy array [rows,
+    TABLE_W]), for arguments already validated (paramops.multi.validate); bumps nothing."""
+    rows, bits_of = [], {}
+    # the parameters' bit patterns key the cache (0.0 == -0.0, but their bits differ)
+    pkeys = params.resolve_neg().numpy().view(np.int64).tolist()
+    for i, (t, (kind, seed, stream, offset), p, pk) in enumerate(zip(tensors, plan.tolist(), params.tolist(), pkeys)):
         n = t.numel()
         if n == 0:
             continue
         dims = RK.coalesce(t)
-        if len(dims) > 1:
+        stride = NOT_ONE_RUN if len(dims) > 1 else dims[0][1] if dims else 1
+        key = (kind, t.dtype, *pk)
+        bits = bits_of.get(key)
+        if bits is None:
             if kind == M.FILL:
-                t.fill_(p[0])
+                bits = [fill_bits(p[0], t.dtype)] + [0] * 5
             else:
-                RK.generate_(t, M._DIST[kind], tuple(p[:M._ARITY[kind]]), seed, stream, offset, block=block)
-            continue
-        stride = dims[0][1] if dims else 1
+                bits = [_i64(b) for b in RK.job_params(M._DIST[kind], tuple(p[:M._ARITY[kind]]), t.dtype)]
+            bits_of[key] = bits
         if kind == M.FILL:
-            bits = [fill_bits(p[0], t.dtype)] + [0] * 5
             offset = 0
-        else:
-            bits = RK.job_params(M._DIST[kind], tuple(p[:M._ARITY[kind]]), t.dtype)
-        rows_by_dtype.setdefault(t.dtype, []).append(
-            [t.data_ptr(), n, offset, _i64(seed), _i64(stream), kind, stride, 0] + [_i64(b) for b in bits])
-    if not rows_by_dtype:
+        rows.append([i, t.data_ptr(), n, offset, _i64(seed), _i64(stream), kind, RK.OUT_CODE[t.dtype], stride]
+                    + bits)
+    return np.array(rows, dtype=np.int64).reshape(-1, TABLE_W)
+
+
+def _groups(rows, block):
+    """The kernel's metadata (int64 [m, W]: rows sorted by dtype, CHUNK0 filled) and the
+    launches, as (dtype, first row, rows, chunks), for the one-run rows of a table."""
+    m = len(rows)
+    meta = np.empty((m, W), np.int64)
+    dt = rows[:, DTYPE]
+    if m > 1 and (dt[1:] < dt[:-1]).any():
+        meta[:, :TABLE_W] = rows[np.argsort(dt, kind="stable")]
+    else:  # already grouped (one dtype: the common case)
+        meta[:, :TABLE_W] = rows
+    dt, off, n = meta[:, DTYPE], meta[:, OFFSET], meta[:, NUMEL]
+    lg = np.where(dt == _F64, 1, 2)  # log2 of the elements per Philox call
+    # calls = ceil((off + n) / L) - floor(off / L), chunks = ceil(calls * L / block): in shifts,
+    # without forming off + n + L - 1 (off + n may be 2^63 - 1); n > 0
+    calls = ((off + n - 1) >> lg) + 1 - (off >> lg)
+    chunks = (((calls << lg) - 1) >> (block.bit_length() - 1)) + 1
+    end = np.cumsum(chunks)
+    first = np.concatenate(([0], np.flatnonzero(dt[1:] != dt[:-1]) + 1))  # the first row of each dtype
+    last = np.append(first[1:], m)
+    base = np.concatenate(([0], end[last[:-1] - 1]))  # chunks before each group
+    meta[:, CHUNK0] = end - chunks - (base[0] if len(first) == 1 else np.repeat(base, last - first))
+    groups = [(_DTYPES[int(dt[f])], int(f), int(e - f), int(end[e - 1] - b))
+              for f, e, b in zip(first.tolist(), last.tolist(), base.tolist())]
+    return meta, groups
+
+
+def launch(tensors, rows, params, block=DEFAULT_BLOCK):
+    """Write every entry of a multi_init_ call whose checks (and version bumps) are done,
+    from its table (paramops::_multi_table's tensor or table()'s array).
+
+    One-run entries of one output dtype share one launch; the rest go through the
+    single-tensor kernel (with the table's parameter bits) or Tensor.fill_ (with the value
+    from params). block: elements per program."""
+    if block < 4 or block & (block - 1):
+        raise ValueError(f"block must be a power of two >= 4, got {block}")
+    rows = rows.numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows, np.int64)
+    if not len(rows):
         return
-    device = tensors[0].device
-    groups, table, start = [], [], 0
-    for dtype, rows in rows_by_dtype.items():
-        L = 2 if dtype == torch.float64 else 4
-        chunk0 = 0
-        for r in rows:
-            r[CHUNK0] = chunk0
-            calls = -(-(r[OFFSET] + r[NUMEL]) // L) - r[OFFSET] // L
-            chunk0 += triton.cdiv(calls * L, block)
-        groups.append((dtype, start, len(rows), chunk0))
-        table += rows
-        start += len(rows)
-    meta = torch.from_numpy(np.array(table, dtype=np.int64).reshape(-1, W))
+    device = tensors[int(rows[0, INDEX])].device
+    one_run = rows[:, STRIDE] != NOT_ONE_RUN
+    all_one_run = bool(one_run.all())
     with RK.on_device(device):
+        for r in ([] if all_one_run else rows[~one_run].tolist()):  # rare: w.t(), channels_last, ...
+            t, kind = tensors[r[INDEX]], r[KIND]
+            if kind == M.FILL:
+                t.fill_(params[r[INDEX], 0].item())
+                continue
+            out = t.view(torch.int16) if t.dtype in (torch.float16, torch.bfloat16) else t
+            RK._launch(out, 0, RK.coalesce(t), r[NUMEL], r[OFFSET], r[SEED], r[STREAM], r[P0:P0 + 6], M._DIST[kind],
+                       r[DTYPE], block)
+        if not all_one_run:
+            rows = rows[one_run]
+            if not len(rows):
+                return
+        meta, groups = _groups(rows, block)
+        meta = torch.from_numpy(meta)
         if device.type != "cpu":
             meta = meta.to(device)  # one transfer for all groups
         for dtype, first, count, nchunks in groups:
             multi_kernel[(nchunks,)](meta[first:], count, OUT=RK.OUT_CODE[dtype], NBITS=max(1, count.bit_length()),
                                      BLOCK=block, **RK.LAUNCH)
+
+
+def multi_init_(tensors, plan, params, block=DEFAULT_BLOCK):
+    """Write every entry of an already validated multi_init_ call (paramops.multi.validate):
+    launch() from the rows table() computes in Python."""
+    launch(tensors, table(tensors, plan, params), params, block)

@@ -8,6 +8,11 @@ imported on first use: importing triton is slow, and under TRITON_INTERPRET=1 it
 set before the import) write the bits the C++ CPU kernels write, on any device Triton runs
 on; on CPU tensors only under TRITON_INTERPRET=1 (how the tests run them).
 
+multi_init_'s host work (checks, version bumps, the per-entry metadata) is the C++
+paramops::_multi_table op when paramops._C is loaded (also in a CPU-only build: it reads only
+metadata), else Python (paramops.multi.validate, kernels/multi.py's table()); both give the
+same table, the same messages and one version bump per tensor.
+
 paramops/_backend.py decides where IMPL is registered; this module registers nothing.
 """
 import torch
@@ -73,12 +78,30 @@ def fill_(self, value):
             self.fill_(value)  # torch's own kernel: the bandwidth reference
 
 
+# Whether multi_init_ takes its table from paramops::_multi_table (the C++ kernel of
+# paramops._C): None decides by the dispatch table (registered exactly when _C is loaded);
+# True / False force it (the tests compare both paths).
+USE_TABLE_OP = None
+
+
+def _table_op():
+    if USE_TABLE_OP is not None:
+        return USE_TABLE_OP
+    return torch._C._dispatch_has_kernel_for_dispatch_key("paramops::_multi_table", "CompositeExplicitAutograd")
+
+
 def multi_init_(tensors, plan, params):
-    _multi.validate(tensors, plan, params)
-    for t in tensors:  # all checked: nothing written yet
-        _bump(t)
+    K = _k()
+    if _table_op():
+        # C++: every check (multi_init_'s messages), then the version bumps; ~1 us per entry
+        table = torch.ops.paramops._multi_table(tensors, plan, params)
+    else:
+        _multi.validate(tensors, plan, params)
+        for t in tensors:  # all checked: nothing written yet
+            _bump(t)
+        table = K.multi.table(tensors, plan, params)
     with _below_autograd():
-        _k().multi.multi_init_(tensors, plan, params)
+        K.multi.launch(tensors, table, params)
 
 
 IMPL = {"uniform_": uniform_, "normal_": normal_, "trunc_normal_": trunc_normal_, "fill_": fill_,
