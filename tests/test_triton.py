@@ -180,6 +180,14 @@ def test_fill(dtype):
 
 
 # ---------------------------------------------------------------- multi_init_
+@pytest.fixture(params=["cpp_table", "python_table"])
+def table_path(request, monkeypatch):
+    """multi_init_'s host work through paramops::_multi_table (C++) or in Python (validate,
+    kernels/multi.py's table()): the two must not differ in bits, messages or versions."""
+    monkeypatch.setattr(_triton, "USE_TABLE_OP", request.param == "cpp_table")
+    return request.param
+
+
 def _plan(rows):
     return torch.tensor(rows, dtype=torch.int64).reshape(-1, 4)
 
@@ -219,7 +227,7 @@ def _single(t, kind, seed, stream, offset, prm):
     return call("cpp", op, o, *prm[:M._ARITY[kind]], seed=seed, stream=stream, offset=offset)
 
 
-def test_multi_equals_single_ops_and_cpp_multi():
+def test_multi_equals_single_ops_and_cpp_multi(table_path):
     tensors, plan, params = _multi_case()
     ref = [poisoned(t.shape, t.dtype) for t in tensors]
     torch.ops.paramops.multi_init_(ref, plan, params)  # the C++ multi kernel
@@ -229,7 +237,7 @@ def test_multi_equals_single_ops_and_cpp_multi():
         assert_bitwise(t.cpu().contiguous(), _single(t, row[0], row[1], row[2], row[3], prm))
 
 
-def test_multi_launches_once_per_dtype(monkeypatch):
+def test_multi_launches_once_per_dtype(monkeypatch, table_path):
     """One multi_kernel launch per output dtype among the one-run entries; entries that are not
     one strided run go through the single-tensor kernel."""
     from paramops.kernels import multi as MK
@@ -259,7 +267,8 @@ def test_multi_launches_once_per_dtype(monkeypatch):
 
 
 def test_multi_block_sizes_and_many_entries():
-    """Many small entries (the binary search over the entries' first chunks), 3 block sizes."""
+    """Many small entries (the binary search over the entries' first chunks), 2 block sizes,
+    from the C++ table and from the Python one."""
     n = 30
     dtypes = [DTYPES[MASTER.randrange(4)] for _ in range(n)]
     sizes = [MASTER.randrange(0, 40) for _ in range(n)]
@@ -270,15 +279,18 @@ def test_multi_block_sizes_and_many_entries():
     ref = [poisoned((s,), d) for s, d in zip(sizes, dtypes)]
     torch.ops.paramops.multi_init_(ref, plan, params)
     from paramops.kernels import multi as MK
-    for block in (8, 1024):
+    for block, source in [(8, "cpp"), (1024, "cpp"), (1024, "python")]:  # block 8: slow in the interpreter
         tensors = [out((s,), d) for s, d in zip(sizes, dtypes)]
-        M.validate(tensors, plan, params)
-        MK.multi_init_(tensors, plan, params, block=block)
+        if source == "cpp":
+            MK.launch(tensors, torch.ops.paramops._multi_table(tensors, plan, params), params, block=block)
+        else:
+            M.validate(tensors, plan, params)
+            MK.multi_init_(tensors, plan, params, block=block)
         for t, r in zip(tensors, ref):
             assert_bitwise(t.cpu(), r)
 
 
-def test_multi_expanded_rows_and_empty_list():
+def test_multi_expanded_rows_and_empty_list(table_path):
     ts = [out((17,), torch.float32), out((9,), torch.bfloat16)]
     plan = torch.tensor([[M.NORMAL, -3, 5, 11]], dtype=torch.int64).expand(2, 4)
     params = torch.tensor([[0.5, 2.0, 0.0, 0.0]], dtype=torch.float64).expand(2, 4)
@@ -288,6 +300,127 @@ def test_multi_expanded_rows_and_empty_list():
     for t, r in zip(ts, ref):
         assert_bitwise(t.cpu(), r)
     _triton.IMPL["multi_init_"]([], torch.zeros(0, 4, dtype=torch.int64), torch.zeros(0, 4, dtype=torch.float64))
+    # no one-run entry: only the single-tensor paths; only empty entries
+    ts, ref = [out((3, 4), torch.float32).t(), out((0,), torch.float16)], [poisoned((3, 4), torch.float32).t()]
+    torch.ops.paramops.multi_init_(ref + [poisoned((0,), torch.float16)], plan, params)
+    _triton.IMPL["multi_init_"](ts, plan, params)
+    assert_bitwise(ts[0].cpu(), ref[0])
+    _triton.IMPL["multi_init_"](ts[1:], plan[:1], params[:1])
+
+
+def _table_case(rows=None, device=DEV):
+    """A mixed list for the table: every kind and dtype, one-run strided entries, entries that
+    are not one run, empty entries, one-element views, interleaved views of one tensor, fill
+    values that round (and -0.0 next to 0.0, which must not share a template). rows: the
+    plan's rows (drawn when None)."""
+    def out(shape, dtype):  # noqa: F811  (on `device`)
+        return poisoned(shape, dtype, device=device)
+
+    base = out((64,), torch.float32)
+    grid = out((5, 5), torch.float64)
+    entries = [  # (tensor, kind, params)
+        (base[:10], M.NORMAL, (-0.0, 1.0)),
+        (base[10:30:2], M.UNIFORM, (-1.0, 3.0)),  # stride 2, interleaved with the next
+        (base[11:31:2], M.FILL, (-0.0,)),
+        (base[40:48].view(2, 4).t(), M.TRUNC, (0.0, 1.0, -1.5, 2.0)),  # not one run
+        (base[32:36], M.FILL, (0.0,)),
+        (base[36:36], M.NORMAL, (0.0, 1.0)),  # empty view
+        (out((0, 3), torch.float16), M.FILL, (1.0,)),
+        (out((), torch.bfloat16), M.TRUNC, (0.0, 2.0, -1.0, 1.0)),
+        (grid[2:3, 1:2], M.UNIFORM, (0.0, 1.0)),  # one element, odd strides
+        (grid[:, 4], M.NORMAL, (0.0, 1.0)),  # a column: stride 5
+        (grid[:2, 2:4], M.FILL, (0.1,)),  # not one run
+        (out((7, 3), torch.float16).t(), M.NORMAL, (0.0, 1.0)),
+        (out((2, 3, 4, 5), torch.bfloat16).to(memory_format=torch.channels_last), M.FILL,
+         (1 + 2 ** -11 + 2 ** -40,)),
+        (out((37,), torch.float16), M.FILL, (5e-8,)),
+        (out((33,), torch.bfloat16), M.UNIFORM, (-0.5, 2.0)),
+        (out((9,), torch.float64), M.TRUNC, (0.1, 1.3, -2.0, 2.5)),
+        (out((6, 1, 2), torch.float16)[:, :, 1], M.TRUNC, (0.0, 1.0, -1.5, 2.0)),  # stride 2 over a size-1 dim
+    ]
+    if rows is None:
+        rows = [(k, fresh_seed(), fresh_seed(), 0 if i % 3 else MASTER.choice([1, 3, 2 ** 40 + 1, (1 << 62) + 7]))
+                for i, (_, k, _) in enumerate(entries)]
+    return [t for t, _, _ in entries], _plan(rows), _params([p for _, _, p in entries])
+
+
+def test_multi_table_layout():
+    """paramops::_multi_table's rows (csrc/cpu/multi_table.cpp) equal kernels/multi.py's Python
+    computation of the same fields, column by column; one version bump per entry."""
+    from paramops.kernels import multi as MK
+    from paramops.kernels import random as RK
+
+    tensors, plan, params = _table_case()
+    for plan_v, params_v in [(plan, params), (plan.t().contiguous().t(), torch._neg_view(-params))]:
+        versions = [t._version for t in tensors]
+        tab = torch.ops.paramops._multi_table(tensors, plan_v, params_v)
+        # one bump per entry, on the version counter that views share with their base
+        roots = [id(t._base if t._base is not None else t) for t in tensors]
+        assert [t._version - v for t, v in zip(tensors, versions)] == [roots.count(r) for r in roots]
+        assert tab.dtype == torch.int64 and tab.device.type == "cpu" and tab.is_contiguous()
+        nonempty = [i for i, t in enumerate(tensors) if t.numel()]
+        assert tab.shape == (len(nonempty), MK.TABLE_W)
+        got = tab.numpy()
+        assert (got == MK.table(tensors, plan, params)).all()
+        # the fields, from their definitions
+        c = {name: got[:, col].tolist() for name, col in [
+            ("index", MK.INDEX), ("addr", MK.ADDR), ("numel", MK.NUMEL), ("offset", MK.OFFSET), ("seed", MK.SEED),
+            ("stream", MK.STREAM), ("kind", MK.KIND), ("dtype", MK.DTYPE), ("stride", MK.STRIDE)]}
+        ts = [tensors[i] for i in nonempty]
+        pl = [plan.tolist()[i] for i in nonempty]
+        pr = [params.tolist()[i] for i in nonempty]
+        assert c["index"] == nonempty
+        assert c["addr"] == [t.data_ptr() for t in ts] and c["numel"] == [t.numel() for t in ts]
+        assert c["kind"] == [r[0] for r in pl] and c["seed"] == [r[1] for r in pl]
+        assert c["stream"] == [r[2] for r in pl]
+        assert c["offset"] == [0 if r[0] == M.FILL else r[3] for r in pl]
+        assert c["dtype"] == [RK.OUT_CODE[t.dtype] for t in ts]
+        dims = [RK.coalesce(t) for t in ts]
+        assert c["stride"] == [MK.NOT_ONE_RUN if len(d) > 1 else d[0][1] if d else 1 for d in dims]
+        assert {s for s in c["stride"]} >= {MK.NOT_ONE_RUN, 1, 2, 5}
+        for row, t, (kind, *_), p in zip(got.tolist(), ts, pl, pr):
+            pbits = [b & (U64 - 1) for b in row[MK.P0:MK.P0 + 6]]
+            if kind == M.FILL:
+                assert pbits == [MK.fill_bits(p[0], t.dtype)] + [0] * 5
+            else:
+                assert pbits == RK.job_params(M._DIST[kind], tuple(p[:M._ARITY[kind]]), t.dtype)
+        assert got[2, MK.P0] == 0x80000000 and got[4, MK.P0] == 0  # fill -0.0 and 0.0 in float32
+    torch.ops.paramops._multi_table([], torch.zeros(0, 4, dtype=torch.int64), torch.zeros(0, 4, dtype=torch.float64))
+
+
+def test_multi_table_case_bits(table_path):
+    """The mixed list of the table test, written by the Triton multi_init_ through either host
+    path (views of one tensor, one-element views, -0.0 and 0.0): the C++ multi kernel's bits."""
+    tensors, plan, params = _table_case()
+    ref, _, _ = _table_case(plan.tolist(), device="cpu")
+    torch.ops.paramops.multi_init_(ref, plan, params)
+    _triton.IMPL["multi_init_"](tensors, plan, params)
+    for t, r in zip(tensors, ref):
+        assert_bitwise(t.cpu(), r)
+
+
+def test_multi_table_op_registration():
+    """One kernel for every backend key (CompositeExplicitAutograd): CUDA tensors reach it in a
+    CPU-only build. Autograd keeps its fallback (the op writes nothing; its int64 result has no
+    gradient), Meta the fake kernel; opcheck's schema, autograd and fake-tensor tests pass. (Not
+    test_aot_dispatch_*: the table holds the inputs' data addresses, which AOTDispatcher's
+    copies of the inputs change.)"""
+    table = {ln.split(":")[0]: ln for ln in torch._C._dispatch_dump_table("paramops::_multi_table").splitlines()}
+    for key in ("CPU", "CUDA", "SparseCPU", "SparseCUDA"):
+        assert "multi_table.cpp" in table[key], table[key]
+    for key in ("AutogradCPU", "AutogradCUDA", "Meta"):
+        assert "multi_table.cpp" not in table[key], table[key]
+    tensors = [torch.empty(7, 5, requires_grad=True), torch.empty(0, dtype=torch.bfloat16),
+               torch.empty((), dtype=torch.float64), torch.empty(6, 4).t()]
+    plan = _plan([(0, 3, 1, 5), (1, 4, 0, 0), (2, 5, 2, 0), (3, 6, 0, 0)])
+    params = _params([(-1.0, 2.0), (0.0, 0.02), (0.0, 1.0, -2.0, 2.0), (0.5,)])
+    torch.library.opcheck(torch.ops.paramops._multi_table.default, (tensors, plan, params),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    tab = torch.ops.paramops._multi_table(tensors, plan, params)  # a leaf that requires grad, grad on
+    assert not tab.requires_grad and tab.shape[0] == 3
+    meta = torch.ops.paramops._multi_table([torch.empty(3, device="meta"), torch.empty(0, device="meta")],
+                                           plan[:2], params[:2])
+    assert meta.shape == (1, 15) and meta.dtype == torch.int64
 
 
 # ---------------------------------------------------------------- checks, version counter
@@ -327,7 +460,7 @@ def test_bad_input_same_message_nothing_written(case):
     assert torch.equal(bits(t), before) and t._version == version
 
 
-def test_multi_bad_input_same_message_nothing_written():
+def test_multi_bad_input_same_message_nothing_written(table_path):
     def good():
         return [out((5,), torch.float32), out((3,), torch.float16)]
 
@@ -339,17 +472,30 @@ def test_multi_bad_input_same_message_nothing_written():
         (good(), _plan([(1, 1, 0, 0)]), _params([(0.0, 1.0)])),  # plan shape
         ([base[:4], base[3:]], _plan([(1, 1, 0, 0), (1, 1, 0, 0)]), _params([(0.0, 1.0), (0.0, 1.0)])),  # overlap
         (good(), _plan([(2, 1, 0, 0), (2, 1, 0, 0)]), _params([(0.0, 1.0, 1.0, -1.0), (0.0, 1.0, -1.0, 1.0)])),
+        # the entry's own checks: dtype, internal overlap, tail too far for float16, the
+        # interleaved views of one tensor that share a byte; tables of the wrong dtype
+        (good() + [torch.zeros(3, dtype=torch.int32, device=DEV)], _plan([(1, 1, 0, 0)] * 3),
+         _params([(0.0, 1.0)] * 3)),
+        (good() + [out((1,), torch.float32).expand(4)], _plan([(1, 1, 0, 0)] * 3), _params([(0.0, 1.0)] * 3)),
+        (good(), _plan([(1, 1, 0, 0), (2, 1, 0, 0)]), _params([(0.0, 1.0), (0.0, 1.0, 40.0, 41.0)])),
+        ([base[0::2], base[1:4], base[5:]], _plan([(1, 1, 0, 0), (3, 0, 0, 0), (1, 2, 0, 0)]),
+         _params([(0.0, 1.0), (0.5,), (0.0, 1.0)])),
+        (good(), _plan([(1, 1, 0, 0)] * 2), _params([(0.0, 1.0)] * 2).float()),
+        (good(), _plan([(1, 1, 0, 0)] * 2).int(), _params([(0.0, 1.0)] * 2)),
     ]
+    from paramops.kernels import multi as MK  # noqa: F401  (the kernels loaded before counting versions)
     for tensors, plan, params in cases:
         before = [(bits(t).clone(), t._version) for t in tensors]
         want = _outcome(lambda: M.ref_multi_init_(tensors, plan, params))  # raises before it writes
         assert want is not None
         assert _outcome(lambda: _triton.IMPL["multi_init_"](tensors, plan, params)) == want
+        if table_path == "cpp_table":  # the table op alone: the same message, nothing bumped
+            assert _outcome(lambda: torch.ops.paramops._multi_table(tensors, plan, params)) == want
         for t, (b, v) in zip(tensors, before):
             assert torch.equal(bits(t), b) and t._version == v
 
 
-def test_version_counter_bumped_once_like_cpp():
+def test_version_counter_bumped_once_like_cpp(table_path):
     for op, args, kw in [("uniform_", (0.0, 1.0), {"seed": 1}), ("normal_", (0.0, 1.0), {"seed": 2}),
                          ("trunc_normal_", (0.0, 1.0, -1.0, 1.0), {"seed": 3}), ("fill_", (0.5,), {})]:
         a, b = torch.zeros(5), torch.zeros(5, device=DEV)
