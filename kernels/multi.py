@@ -46,10 +46,11 @@ from . import random as RK
 from . import stream as S
 
 # The host table of paramops::_multi_table: one int64 row per non-empty entry, list order.
-# Mirrors csrc/cpu/multi_table.cpp (TableCol, kNotOneRun); table() below computes the same.
-INDEX, ADDR, NUMEL, OFFSET, SEED, STREAM, KIND, DTYPE, STRIDE, P0 = range(10)
-TABLE_W = P0 + 6
-NOT_ONE_RUN = 0  # STRIDE of an entry that is not one strided run (single-tensor path)
+# Columns from paramops.multi.Table (mirrors csrc/cpu/multi_table.cpp); table() below computes the same.
+_T = M.Table
+INDEX, ADDR, NUMEL, OFFSET, SEED, STREAM, KIND, DTYPE, STRIDE, P0 = (
+    _T.INDEX, _T.ADDR, _T.NUMEL, _T.OFFSET, _T.SEED, _T.STREAM, _T.KIND, _T.DTYPE, _T.STRIDE, _T.P0)
+TABLE_W, NOT_ONE_RUN = _T.W, _T.NOT_ONE_RUN
 # The kernel's rows: the table's columns, then CHUNK0.
 CHUNK0 = TABLE_W
 W = TABLE_W + 1

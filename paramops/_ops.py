@@ -36,12 +36,9 @@ def _fake(*args, **kwargs):
 
 def _fake_multi_table(tensors, plan, params):
     """Fake kernel of _multi_table: multi_init_'s data-free checks, then an (empty) int64 CPU table
-    with one row per non-empty entry. The width is kernels/multi.py's (the Triton backend, the
-    op's only user), imported here, when it is first needed."""
-    from .kernels.multi import TABLE_W
-
+    with one row per non-empty entry (columns: paramops.multi.Table)."""
     _multi.fake_multi_init_(tensors, plan, params)
-    return plan.new_empty((sum(1 for t in tensors if t.numel() != 0), TABLE_W))
+    return plan.new_empty((sum(1 for t in tensors if t.numel() != 0), _multi.Table.W))
 
 
 _FAKES = {"multi_init_": _multi.fake_multi_init_, "_multi_table": _fake_multi_table}

@@ -45,6 +45,15 @@ _ARITY = {UNIFORM: 2, NORMAL: 2, TRUNC: 4, FILL: 1}
 _FORM = {UNIFORM: "(a, b)", NORMAL: "(mean, std)", TRUNC: "(mean, std, a, b)", FILL: "(value,)"}
 _PAD = {k: (0.0,) * (4 - n) for k, n in _ARITY.items()}
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class Table:
+    """Columns of the int64 metadata table that paramops::_multi_table returns (multi_init_'s
+    host preparation, used by the Triton backend): one row per non-empty entry, in list
+    order. Mirrors csrc/cpu/multi_table.cpp; kept here, free of triton, for the fake kernel."""
+    INDEX, ADDR, NUMEL, OFFSET, SEED, STREAM, KIND, DTYPE, STRIDE, P0 = range(10)
+    W = P0 + 6
+    NOT_ONE_RUN = 0  # STRIDE of an entry that is not one strided run (single-tensor path)
 _OP_NAME = "multi_init_"
 _OP = "paramops." + _OP_NAME
 
