@@ -26,7 +26,6 @@ not specialized, so the kernel compiles once per (dist, dtype, dims, BLOCK).
 import contextlib
 import struct
 
-import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -142,27 +141,11 @@ def f64_bits(x):
 
 
 def job_params(dist, params, dtype):
-    """The six per-call parameters as bit patterns, rounded to the compute type exactly as
-    csrc/cpu/ops.cpp's uniform_job / normal_job / trunc_normal_job. Parameters must already be
-    checked (paramops._checks)."""
-    f64 = dtype == torch.float64
-    if dist == "uniform":
-        a, b = params
-        if f64:
-            p = [a, b - a]
-        else:
-            ca, cb = np.float32(a), np.float32(b)
-            p = [float(ca), float(cb - ca)]  # the difference in binary32 arithmetic, as uniform_job
-    elif dist == "normal":
-        p = list(params)
-    elif dist == "trunc_normal":
-        mean, std, a, b = params
-        pa, dp, sstd, _ = R.trunc_setup(mean, std, a, b, f64)
-        p = [pa, dp, mean, sstd, R.dtype_bound(a, dtype, True), R.dtype_bound(b, dtype, False)]
-    else:
-        raise ValueError(f"unknown distribution {dist!r}")
-    p = p + [0.0] * (6 - len(p))
-    return [f64_bits(x) if f64 else f32_bits(R._F32.cast(x)) for x in p]
+    """The six per-call parameters (paramops._reference.job_params: csrc/cpu/ops.cpp's Job,
+    rounded to the compute type) as bit patterns: binary64 bits for float64 outputs, binary32
+    bits otherwise. Parameters must already be checked (paramops._checks)."""
+    bits = f64_bits if dtype == torch.float64 else f32_bits
+    return [bits(x) for x in R.job_params(dist, params, dtype)]
 
 
 def coalesce(t):

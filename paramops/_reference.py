@@ -278,6 +278,34 @@ def _calls(first, n, per_call, device):
     return torch.arange(c0, c1, dtype=I64, device=device), first - c0 * per_call
 
 
+def job_params(dist, params, dtype):
+    """The six per-call parameters of csrc/cpu/ops.cpp's uniform_job / normal_job /
+    trunc_normal_job, rounded to the compute type (exact Python floats), zero-padded:
+
+      uniform       c(a), c(b) - c(a)  (the difference in compute-type arithmetic)
+      normal        c(mean), c(std)
+      trunc_normal  c(pa), c(dp), c(mean), c(sstd), c(lo), c(hi)  (trunc_setup, dtype_bound)
+
+    Parameters must already be validated (paramops._checks)."""
+    C = compute_type(dtype)
+    if dist == "uniform":
+        a, b = params
+        if C is _F64:
+            p = [a, b - a]
+        else:
+            ca, cb = np.float32(a), np.float32(b)
+            p = [float(ca), float(cb - ca)]
+    elif dist == "normal":
+        p = list(params)
+    elif dist == "trunc_normal":
+        mean, std, a, b = params
+        pa, dp, sstd, _ = trunc_setup(mean, std, a, b, C is _F64)
+        p = [pa, dp, mean, sstd, dtype_bound(a, dtype, True), dtype_bound(b, dtype, False)]
+    else:
+        raise ValueError(f"unknown distribution {dist!r}")
+    return [C.cast(x) for x in p] + [0.0] * (6 - len(p))
+
+
 def generate(dist, params, dtype, n, first, seed, stream, device="cpu"):
     """Values of global elements [first, first + n) as a 1-d tensor of `dtype`.
 
@@ -287,36 +315,31 @@ def generate(dist, params, dtype, n, first, seed, stream, device="cpu"):
     per_call = 2 if C is _F64 else 4
     calls, skip = _calls(first, n, per_call, device)
     x0, x1, x2, x3 = philox(calls, stream, seed)
+    p = job_params(dist, params, dtype)
     if dist == "uniform":
-        a, b = params
-        ca, cb = C.cast(a), C.cast(b)
-        rng = torch.tensor(cb, dtype=C.dtype) - torch.tensor(ca, dtype=C.dtype)
-        rng = rng.to(device)
+        a, rng = p[0], p[1]
         if C is _F32:
             u = torch.stack([u01_f32(x) for x in (x0, x1, x2, x3)], 1)
         else:
             u = torch.stack([u01_f64(x0, x1), u01_f64(x2, x3)], 1)
-        v = C.fma(u, rng, ca)
+        v = C.fma(u, rng, a)
     elif dist == "normal":
-        mean, std = params
+        mean, std = p[0], p[1]
         if C is _F32:
             z0, z1 = box_muller_f32(x0, x1)
             z2, z3 = box_muller_f32(x2, x3)
             z = torch.stack([z0, z1, z2, z3], 1)
         else:
             z = torch.stack(box_muller_f64(x0, x1, x2, x3), 1)
-        v = C.fma(z, C.cast(std), C.cast(mean))
+        v = C.fma(z, std, mean)
     elif dist == "trunc_normal":
-        mean, std, a, b = params
-        pa, dp, sstd, _ = trunc_setup(mean, std, a, b, C is _F64)
-        lo, hi = dtype_bound(a, dtype, True), dtype_bound(b, dtype, False)
+        pa, dp, mean, sstd, lo, hi = p
         if C is _F32:
             u = torch.stack([uopen_f32(x) for x in (x0, x1, x2, x3)], 1)
         else:
             u = torch.stack([uopen_f64(x0, x1), uopen_f64(x2, x3)], 1)
-        p = C.fma(u, C.cast(dp), C.cast(pa))
-        v = C.fma(ppnd(C, p), C.cast(sstd), C.cast(mean))
-        v = torch.clamp(v, C.cast(lo), C.cast(hi))
+        v = C.fma(ppnd(C, C.fma(u, dp, pa)), sstd, mean)
+        v = torch.clamp(v, lo, hi)
     else:
         raise ValueError(f"unknown distribution {dist!r}")
     v = v.reshape(-1)[skip:skip + n]
