@@ -77,10 +77,9 @@ def _register_cuda(backend, C):
         C.register_cuda()
     elif backend == "triton":
         from . import _triton
-        for name, fn in _triton.IMPL.items():
-            torch.library.impl(f"paramops::{name}", "cuda")(fn)
+        _ops.register("cuda", _triton.IMPL)
     else:
-        _ops.register_reference("cuda")
+        _ops.register("cuda")
 
 
 def _load():
@@ -91,7 +90,7 @@ def _load():
     C = None if choice == "python" else _import_C(required=choice == "cpp")
     _state["cpu"] = "cpp" if C is not None else "python"
     if C is None:
-        _ops.register_reference("cpu")
+        _ops.register("cpu")
     _state["cuda_built"] = _cuda_built(C)
     _state["cuda"] = _choose_cuda(choice, C)
     _register_cuda(_state["cuda"], C)

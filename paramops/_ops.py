@@ -77,7 +77,8 @@ REFERENCE = {"uniform_": ref_uniform_, "normal_": ref_normal_, "trunc_normal_": 
              "fill_": ref_fill_, "multi_init_": _multi.ref_multi_init_}
 
 
-def register_reference(device_type):
-    """Serve `device_type` ("cpu", "cuda") with the Python reference."""
-    for name, fn in REFERENCE.items():
+def register(device_type, impls=None):
+    """Serve `device_type` ("cpu", "cuda") with Python kernels: `impls` (op name -> function,
+    e.g. paramops._triton.IMPL), by default the Python reference."""
+    for name, fn in (REFERENCE if impls is None else impls).items():
         torch.library.impl(f"paramops::{name}", device_type)(fn)

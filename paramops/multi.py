@@ -54,6 +54,8 @@ class Table:
     INDEX, ADDR, NUMEL, OFFSET, SEED, STREAM, KIND, DTYPE, STRIDE, P0 = range(10)
     W = P0 + 6
     NOT_ONE_RUN = 0  # STRIDE of an entry that is not one strided run (single-tensor path)
+
+
 _OP_NAME = "multi_init_"
 _OP = "paramops." + _OP_NAME
 
