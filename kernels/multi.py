@@ -41,6 +41,7 @@ import triton
 import triton.language as tl
 
 from paramops import multi as M
+from paramops.ops import _i64
 
 from . import random as RK
 from . import stream as S
@@ -154,11 +155,6 @@ def fill_bits(value, dtype):
     return int(t.view(_FILL_BITS_DTYPE[dtype]).item()) & ((1 << (8 * t.element_size())) - 1)
 
 
-def _i64(v):
-    v &= (1 << 64) - 1
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
 _F64 = RK.OUT_CODE[torch.float64]  # paramops::DType codes are kernels/random.py's OUT codes
 _DTYPES = {code: dtype for dtype, code in RK.OUT_CODE.items()}
 
@@ -237,8 +233,7 @@ def launch(tensors, rows, params, block=DEFAULT_BLOCK):
             if kind == M.FILL:
                 t.fill_(params[r[INDEX], 0].item())
                 continue
-            out = t.view(torch.int16) if t.dtype in (torch.float16, torch.bfloat16) else t
-            RK._launch(out, 0, RK.coalesce(t), r[NUMEL], r[OFFSET], r[SEED], r[STREAM], r[P0:P0 + 6], M._DIST[kind],
+            RK._launch(RK.out_view(t), 0, RK.coalesce(t), r[NUMEL], r[OFFSET], r[SEED], r[STREAM], r[P0:P0 + 6], M._DIST[kind],
                        r[DTYPE], block)
         if not all_one_run:
             rows = rows[one_run]

@@ -191,6 +191,12 @@ def _launch(out, base, dims, numel, offset, seed, stream, pbits, dist, code, blo
                         **LAUNCH)
 
 
+def out_view(t):
+    """What the kernels store into: t, or its int16 view for float16/bfloat16 (their bits
+    are computed with integer operations, stream.py)."""
+    return t.view(torch.int16) if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def on_device(device):
     """Triton launches on the current CUDA device: make it the tensor's."""
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
@@ -207,7 +213,7 @@ def generate_(t, dist, params, seed, stream=0, offset=0, block=DEFAULT_BLOCK):
     numel = t.numel()
     if numel == 0:
         return t
-    out = t.view(torch.int16) if t.dtype in (torch.float16, torch.bfloat16) else t
+    out = out_view(t)
     pbits = job_params(dist, params, t.dtype)
     with on_device(t.device):
         _launch(out, 0, coalesce(t), numel, offset, seed, stream, pbits, dist, OUT_CODE[t.dtype], block)
