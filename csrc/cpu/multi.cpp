@@ -474,9 +474,7 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
       job.stream = static_cast<uint64_t>(en.stream);
       run(tensors[en.index], job, en.offset, gen);
     } else {
-      at::AutoDispatchBelowADInplaceOrView guard;  // as fill_: below autograd
-      at::Tensor t = tensors[en.index];
-      t.fill_(tp.fill_value);
+      fill_below_autograd(tensors[en.index], tp.fill_value);
     }
   }
 }

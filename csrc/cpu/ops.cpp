@@ -454,69 +454,39 @@ void check_fill(int dt, double value, const Subject& s) {
 
 // ---------------------------------------------------------------- ops
 namespace {
-// The random ops: prepare_random (checks, version bump; ops_common.h), then the write.
-template <class MakeJob>
-void random_op(const char* op, const at::Tensor& self, int64_t offset, const MakeJob& make_job) {
-  IeeeDefaults fp_defaults;
-  const Job job = prepare_random(Subject{op}, self, offset, c10::DeviceType::CPU, make_job);
-  run(self, job, offset, choose_isa().gen);
-}
-
-void uniform_cpu(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
-                 int64_t offset) {
-  random_op("uniform_", self, offset, [&](int dt, const Subject& s) {
-    return uniform_job(dt, a, b, seed, stream, s);
-  });
-}
-
-void normal_cpu(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
-                int64_t offset) {
-  random_op("normal_", self, offset, [&](int dt, const Subject& s) {
-    return normal_job(dt, mean, std, seed, stream, s);
-  });
-}
-
-void trunc_normal_cpu(const at::Tensor& self, double mean, double std, double a, double b,
-                      int64_t seed, int64_t stream, int64_t offset) {
-  random_op("trunc_normal_", self, offset, [&](int dt, const Subject& s) {
-    return trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
-  });
-}
-
-void fill_cpu(const at::Tensor& self, double value) {
-  IeeeDefaults fp_defaults;
-  prepare_fill(Subject{"fill_"}, self, value, c10::DeviceType::CPU);
-  if (self.numel() == 0) return;
-  // Below autograd: the op as a whole is what autograd sees.
-  at::AutoDispatchBelowADInplaceOrView guard;
-  at::Tensor t = self;
-  t.fill_(value);
-}
-
+// The CPU policy of SingleOps (ops_common.h): the checked ops' writes.
+struct Cpu {
+  static constexpr c10::DeviceType kDevice = c10::DeviceType::CPU;
+  static void write(const at::Tensor& self, const Job& job, int64_t offset, const char*) {
+    run(self, job, offset, choose_isa().gen);
+  }
+  static void fill(const at::Tensor& self, double value) { fill_below_autograd(self, value); }
+};
+using Ops = SingleOps<Cpu>;
 }  // namespace
 }  // namespace cpu
 }  // namespace paramops
 
 TORCH_LIBRARY_IMPL(paramops, CPU, m) {
-  m.impl("uniform_", &paramops::cpu::uniform_cpu);
-  m.impl("normal_", &paramops::cpu::normal_cpu);
-  m.impl("trunc_normal_", &paramops::cpu::trunc_normal_cpu);
-  m.impl("fill_", &paramops::cpu::fill_cpu);
+  m.impl("uniform_", &paramops::cpu::Ops::uniform);
+  m.impl("normal_", &paramops::cpu::Ops::normal);
+  m.impl("trunc_normal_", &paramops::cpu::Ops::trunc_normal);
+  m.impl("fill_", &paramops::cpu::Ops::fill);
 }
 
 // Sparse CPU tensors dispatch here, not to CPU: the same kernels, whose
 // checks refuse them with the layout message (TypeError) before anything else.
 TORCH_LIBRARY_IMPL(paramops, SparseCPU, m) {
-  m.impl("uniform_", &paramops::cpu::uniform_cpu);
-  m.impl("normal_", &paramops::cpu::normal_cpu);
-  m.impl("trunc_normal_", &paramops::cpu::trunc_normal_cpu);
-  m.impl("fill_", &paramops::cpu::fill_cpu);
+  m.impl("uniform_", &paramops::cpu::Ops::uniform);
+  m.impl("normal_", &paramops::cpu::Ops::normal);
+  m.impl("trunc_normal_", &paramops::cpu::Ops::trunc_normal);
+  m.impl("fill_", &paramops::cpu::Ops::fill);
 }
 TORCH_LIBRARY_IMPL(paramops, SparseCsrCPU, m) {
-  m.impl("uniform_", &paramops::cpu::uniform_cpu);
-  m.impl("normal_", &paramops::cpu::normal_cpu);
-  m.impl("trunc_normal_", &paramops::cpu::trunc_normal_cpu);
-  m.impl("fill_", &paramops::cpu::fill_cpu);
+  m.impl("uniform_", &paramops::cpu::Ops::uniform);
+  m.impl("normal_", &paramops::cpu::Ops::normal);
+  m.impl("trunc_normal_", &paramops::cpu::Ops::trunc_normal);
+  m.impl("fill_", &paramops::cpu::Ops::fill);
 }
 
 #if defined(PARAMOPS_CUDA)

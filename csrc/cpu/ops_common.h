@@ -101,6 +101,54 @@ inline void prepare_fill(const Subject& s, const at::Tensor& self, double value,
   bump_version(self);
 }
 
+// Tensor.fill_ below autograd, as the write of fill_ (and of multi_init_'s strided fill
+// entries): the op as a whole is what autograd sees, and its kernel bumped the version
+// counter already. The value is converted as c10::Scalar converts it.
+inline void fill_below_autograd(const at::Tensor& self, double value) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  at::Tensor t = self;
+  t.fill_(value);
+}
+
+// The kernels of the four single ops for one device, from its policy D:
+//   D::kDevice                         the device type the checks expect;
+//   D::write(self, job, offset, op)    writes a checked random op (device guard included);
+//   D::fill(self, value)               writes a checked fill_ (numel > 0).
+// Both bindings (cpu/ops.cpp, cuda/ops.cpp) register SingleOps<their policy>::uniform etc.,
+// so the checks, the version bump and the order they run in are one piece of code.
+template <class D>
+struct SingleOps {
+  template <class MakeJob>
+  static void random(const char* op, const at::Tensor& self, int64_t offset, const MakeJob& make_job) {
+    IeeeDefaults fp_defaults;  // the checks and the host-side parameters (trunc_normal_'s Phi)
+    const Job job = prepare_random(Subject{op}, self, offset, D::kDevice, make_job);
+    D::write(self, job, offset, op);
+  }
+  static void uniform(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream, int64_t offset) {
+    random("uniform_", self, offset, [&](int dt, const Subject& s) {
+      return uniform_job(dt, a, b, seed, stream, s);
+    });
+  }
+  static void normal(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
+                     int64_t offset) {
+    random("normal_", self, offset, [&](int dt, const Subject& s) {
+      return normal_job(dt, mean, std, seed, stream, s);
+    });
+  }
+  static void trunc_normal(const at::Tensor& self, double mean, double std, double a, double b, int64_t seed,
+                           int64_t stream, int64_t offset) {
+    random("trunc_normal_", self, offset, [&](int dt, const Subject& s) {
+      return trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
+    });
+  }
+  static void fill(const at::Tensor& self, double value) {
+    IeeeDefaults fp_defaults;
+    prepare_fill(Subject{"fill_"}, self, value, D::kDevice);
+    if (self.numel() == 0) return;
+    D::fill(self, value);
+  }
+};
+
 // Writes elements [offset, offset + numel) of job's stream into self, any
 // strides, threads included.
 void run(const at::Tensor& self, const Job& job, int64_t offset, GenFn gen);

@@ -151,50 +151,21 @@ void write(const at::Tensor& t, const Gen& g, int64_t offset, const char* op) {
 }
 
 // ---------------------------------------------------------------- single ops
-template <class MakeJob>
-void random_op(const char* op, const at::Tensor& self, int64_t offset, const MakeJob& make_job) {
-  cpu::IeeeDefaults fp_defaults;  // the host-side parameters (trunc_normal_'s Phi)
-  const Job job = cpu::prepare_random(Subject{op}, self, offset, kCUDA, make_job);
-  const c10::cuda::CUDAGuard guard(self.device());
-  write(self, gen_of(job), offset, op);
-}
-
-void uniform_cuda(const at::Tensor& self, double a, double b, int64_t seed, int64_t stream,
-                  int64_t offset) {
-  random_op("uniform_", self, offset, [&](int dt, const Subject& s) {
-    return cpu::uniform_job(dt, a, b, seed, stream, s);
-  });
-}
-
-void normal_cuda(const at::Tensor& self, double mean, double std, int64_t seed, int64_t stream,
-                 int64_t offset) {
-  random_op("normal_", self, offset, [&](int dt, const Subject& s) {
-    return cpu::normal_job(dt, mean, std, seed, stream, s);
-  });
-}
-
-void trunc_normal_cuda(const at::Tensor& self, double mean, double std, double a, double b,
-                       int64_t seed, int64_t stream, int64_t offset) {
-  random_op("trunc_normal_", self, offset, [&](int dt, const Subject& s) {
-    return cpu::trunc_normal_job(dt, mean, std, a, b, seed, stream, s);
-  });
-}
-
-// torch's own CUDA fill (the value converted as c10::Scalar converts it: the
-// bits of the CPU's fill_), below autograd as on the CPU.
-void fill_tensor(const at::Tensor& self, double value) {
-  at::AutoDispatchBelowADInplaceOrView below;
-  at::Tensor t = self;
-  t.fill_(value);
-}
-
-void fill_cuda(const at::Tensor& self, double value) {
-  cpu::IeeeDefaults fp_defaults;
-  cpu::prepare_fill(Subject{"fill_"}, self, value, kCUDA);
-  if (self.numel() == 0) return;
-  const c10::cuda::CUDAGuard guard(self.device());
-  fill_tensor(self, value);
-}
+// The CUDA policy of cpu::SingleOps (cpu/ops_common.h): the checks are the CPU kernels'.
+struct Cuda {
+  static constexpr c10::DeviceType kDevice = kCUDA;
+  static void write(const at::Tensor& self, const Job& job, int64_t offset, const char* op) {
+    const c10::cuda::CUDAGuard guard(self.device());
+    cuda::write(self, gen_of(job), offset, op);
+  }
+  // torch's own CUDA fill (the value converted as c10::Scalar converts it: the bits of the
+  // CPU's fill_).
+  static void fill(const at::Tensor& self, double value) {
+    const c10::cuda::CUDAGuard guard(self.device());
+    cpu::fill_below_autograd(self, value);
+  }
+};
+using Ops = cpu::SingleOps<Cuda>;
 
 // ---------------------------------------------------------------- multi_init_
 // All contiguous entries, every kind and dtype, in one launch: their metadata
@@ -246,7 +217,7 @@ void multi_init(cpu::Tensors tensors, const at::Tensor& plan, const at::Tensor& 
       job.stream = static_cast<uint64_t>(en.stream);
       write(tensors[en.index], gen_of(job), en.offset, op);
     } else {
-      fill_tensor(tensors[en.index], tp.fill_value);
+      cpu::fill_below_autograd(tensors[en.index], tp.fill_value);
     }
   }
 }
@@ -260,10 +231,10 @@ void multi_init_cuda(const c10::OperatorHandle&, torch::jit::Stack* stack) {
 
 std::unique_ptr<torch::Library> make_library(c10::DispatchKey key) {
   auto lib = std::make_unique<torch::Library>(torch::Library::IMPL, "paramops", key, __FILE__, __LINE__);
-  lib->impl("uniform_", &uniform_cuda);
-  lib->impl("normal_", &normal_cuda);
-  lib->impl("trunc_normal_", &trunc_normal_cuda);
-  lib->impl("fill_", &fill_cuda);
+  lib->impl("uniform_", &Ops::uniform);
+  lib->impl("normal_", &Ops::normal);
+  lib->impl("trunc_normal_", &Ops::trunc_normal);
+  lib->impl("fill_", &Ops::fill);
   lib->impl("multi_init_", torch::CppFunction::makeFromBoxedFunction<&multi_init_cuda>());
   return lib;
 }
