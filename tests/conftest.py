@@ -27,9 +27,14 @@ CASES = {
 
 
 def call(backend, op, t, *args, **kw):
-    """Run op on t with the given backend ("cpp" = torch.ops dispatch, "python" = reference)."""
+    """Run op on t (for multi_init_: the tensor list) with the given backend: "python" = the
+    reference, "triton" = paramops._triton.IMPL called directly, anything else ("cpp",
+    "dispatch") = torch.ops dispatch."""
     if backend == "python":
         _ops.REFERENCE[op](t, *args, **kw)
+    elif backend == "triton":
+        from paramops import _triton
+        _triton.IMPL[op](t, *args, **kw)
     else:
         getattr(torch.ops.paramops, op)(t, *args, **kw)
     return t

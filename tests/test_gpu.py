@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import paramops
-from paramops import _backend, _ops
-from conftest import CASES, DTYPES, assert_bitwise, poisoned, requires_cpp
+from paramops import _backend
+from conftest import CASES, DTYPES, assert_bitwise, call, poisoned, requires_cpp
 
 DEV = os.environ.get("PARAMOPS_TEST_DEVICE", "cuda")
 ON_GPU = DEV == "cuda"
@@ -25,20 +25,11 @@ BACKENDS = ["dispatch", "python"] + (["triton"] if _backend.triton_installed() e
 FAST = [b for b in BACKENDS if b != "python"]  # the ones worth big sizes
 
 
-def run(backend, op, t, *args, **kw):
-    if backend == "dispatch":
-        getattr(torch.ops.paramops, op)(t, *args, **kw)
-    elif backend == "triton":
-        from paramops import _triton
-        _triton.IMPL[op](t, *args, **kw)
-    else:
-        _ops.REFERENCE[op](t, *args, **kw)
-    return t
+run = call  # backend "dispatch": torch.ops.paramops.* for CUDA tensors
 
 
 def cpu_op(op, t, *args, **kw):
-    getattr(torch.ops.paramops, op)(t, *args, **kw)
-    return t
+    return call("cpp", op, t, *args, **kw)
 
 
 def test_dispatch_is_the_chosen_backend():
@@ -188,13 +179,7 @@ def _multi_case(device, n_rand=40):
 
 
 def run_multi(backend, tensors, plan, params):
-    if backend == "dispatch":
-        torch.ops.paramops.multi_init_(tensors, plan, params)
-    elif backend == "triton":
-        from paramops import _triton
-        _triton.IMPL["multi_init_"](tensors, plan, params)
-    else:
-        _ops.REFERENCE["multi_init_"](tensors, plan, params)
+    call(backend, "multi_init_", tensors, plan, params)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
