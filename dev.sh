@@ -40,7 +40,7 @@ setup_env() {
     local install=0
     if [[ "${PARAMOPS_NO_VENV:-0}" == 1 ]]; then
         PY=$(command -v "${PYTHON:-python3}")
-        "$PY" -c 'import paramops.kernels' 2>/dev/null || install=1
+        "$PY" -c 'import paramops.backends.kernels' 2>/dev/null || install=1
     else
         local venv=$ROOT/.venv
         PY=$venv/bin/python
@@ -67,7 +67,7 @@ setup_env() {
     "$PY" setup.py -q build_ext --inplace
     log "C++ extension up to date ($((SECONDS - t0)) s)"
     if [[ $install == 1 ]]; then
-        # Editable install (finds the build above): maps paramops.kernels to kernels/.
+        # Editable install (finds the build above): the package and its Triton kernels (paramops/backends/kernels).
         # No deps and no build isolation, so it works offline and keeps this torch.
         "$PY" -m pip install -q -e . --no-build-isolation --no-deps
         if [[ -n "${want:-}" ]]; then echo "$want" > "$ROOT/.venv/.paramops-stamp"; fi

@@ -103,8 +103,8 @@ setup(
     name="paramops",
     version="0.1.0",
     description="Fused, reproducible parameter-initialisation ops for PyTorch",
-    packages=["paramops", "paramops.kernels"],
-    package_dir={"paramops": "paramops", "paramops.kernels": "kernels"},
+    packages=["paramops", "paramops.core", "paramops.spec", "paramops.backends", "paramops.backends.kernels",
+              "paramops.bench"],
     python_requires=">=3.9",
     # torch is intentionally absent: see the module docstring.
     install_requires=[],

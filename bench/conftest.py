@@ -1,7 +1,7 @@
 """pytest-benchmark suite for paramops (not part of ./dev.sh test).
 
 Run from the repo root:  .venv/bin/python -m pytest bench --benchmark-only
-The cases and the init loops come from paramops.bench, shared with
+The cases and the init loops come from paramops.bench.cases, shared with
 `python -m paramops bench`.
 """
 import os
@@ -12,8 +12,8 @@ import torch
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     import paramops
-    from paramops import bench_report
-    meta = bench_report.metadata()
+    from paramops.bench import report
+    meta = report.metadata()
     machine_info["torch"] = torch.__version__
     machine_info["torch_threads"] = torch.get_num_threads()
     machine_info["paramops_commit"] = meta["paramops_commit"]

@@ -58,15 +58,15 @@ echo "backends: ${BACKENDS[*]}" >> "$SUMMARY"
 # The GPU suite under every backend; the CUDA cases of the other suites once, under the
 # default choice (FULL=1: those suites whole).
 for b in "${BACKENDS[@]}"; do
-    step "tests ($b)" "tests-$b.log" env PARAMOPS_BACKEND=$b "$PY" -m pytest tests/test_gpu.py -q -p no:cacheprovider
+    step "tests ($b)" "tests-$b.log" env PARAMOPS_BACKEND=$b "$PY" -m pytest tests/backends/test_gpu.py -q -p no:cacheprovider
 done
-REST=(tests/test_multi.py tests/test_init.py tests/test_fused.py tests/test_patch.py)
+REST=(tests/test_ops_multi.py tests/test_init.py tests/test_model.py tests/test_patching.py tests/test_capture.py tests/test_compile.py)
 if [[ "${FULL:-0}" == 1 ]]; then
-    step "tests (other suites)" tests-rest.log "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py \
-        tests/test_cuda_kernels.py tests/test_backend.py "${REST[@]}"
+    step "tests (other suites)" tests-rest.log "$PY" -m pytest -q -p no:cacheprovider tests/backends/test_triton.py \
+        tests/backends/test_cuda_kernels.py tests/test_registration.py "${REST[@]}"
 else
-    step "tests (other suites)" tests-rest.log "$PY" -m pytest -q -p no:cacheprovider tests/test_triton.py \
-        tests/test_backend.py "${REST[@]}" -k "cuda or gpu or triton"
+    step "tests (other suites)" tests-rest.log "$PY" -m pytest -q -p no:cacheprovider tests/backends/test_triton.py \
+        tests/test_registration.py "${REST[@]}" -k "cuda or gpu or triton"
 fi
 
 for b in "${BACKENDS[@]}"; do

@@ -1,6 +1,6 @@
 """Whole-model init benchmarks: the GPT-2 small list (148 float32 tensors) and `tiny`
 (10,000 float32 tensors of 64 elements), each initialised every way of
-paramops.bench.WAYS (the torch.nn.init loop, the paramops.init loop, the nn.init loop
+paramops.bench.cases.WAYS (the torch.nn.init loop, the paramops.init loop, the nn.init loop
 inside paramops.fused_init(), paramops.init_module, one paramops.multi_init_ call)
 and by the fill_ loop (the bandwidth reference). One group per model, so that
 pytest-benchmark's table compares the ways side by side. CPU only.
@@ -13,7 +13,7 @@ ways write the same bits after the same torch.manual_seed.
 import pytest
 import torch
 
-from paramops import bench
+from paramops.bench import cases as bench
 
 MODELS = ["gpt2", "tiny"]
 # rounds per benchmark: the nn.init loop over GPT-2 takes ~0.5 s on a 2-core VM

@@ -4,7 +4,7 @@ side by side in pytest-benchmark's table). CPU only."""
 import pytest
 import torch
 
-from paramops import bench
+from paramops.bench import cases as bench
 
 IMPLS = ["paramops", "nn.init"]
 

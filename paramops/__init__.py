@@ -5,17 +5,20 @@
     torch.ops.paramops.normal_(w, 0.0, 0.02, seed=1, stream=0, offset=0)
 
 The stream (paramops stream v1, docs/stream.md) gives the same bits on every backend.
+The layers, from the bottom (docs/architecture.md): core (_codes, _ext, _seeds, _checks),
+the stream spec (_constants, _fmath, _reference), the writers (backends), registration
+(_register: torch.ops.paramops), the public ops (ops), init and patch, the fused and
+model-level modes (_capture, model); paramops.bench sits on top.
 """
-from . import _ops  # noqa: F401  (defines torch.ops.paramops.*)
-from ._backend import backend_info
-from .ops import constant_, draw_seed, fill_, normal_, trunc_normal_, uniform_
+from . import registration  # noqa: F401  (defines torch.ops.paramops.* and registers the backends)
+from .registration import backend_info
+from .ops import constant_, draw_seed, fill_, generator_handle, multi_init_, normal_, trunc_normal_, uniform_
 from . import init  # paramops.init: a drop-in torch.nn.init
-from ._patch import patch, patched, unpatch
-from .multi import multi_init_
+from .patching import patch, patched, unpatch
 from .model import fused_init, init_module, materialize, stream_key
 
-__all__ = ["backend_info", "constant_", "draw_seed", "fill_", "normal_", "trunc_normal_", "uniform_"]
+__all__ = ["backend_info", "constant_", "draw_seed", "fill_", "generator_handle", "multi_init_", "normal_",
+           "trunc_normal_", "uniform_"]
 __all__ += ["init", "patch", "patched", "unpatch"]
 __all__ += ["fused_init", "init_module", "materialize", "stream_key"]
-__all__ += ["multi_init_"]
 __version__ = "0.1.0"

@@ -11,14 +11,14 @@ def _info(args):
     import torch
 
     import paramops
-    from paramops import _backend
-    from paramops.bench_report import _version
+    from paramops import registration
+    from paramops.bench.report import _version
 
     info = {"paramops": getattr(paramops, "__version__", None), "torch": torch.__version__,
             "torch_cuda": torch.version.cuda, "triton": _version("triton"),
             "triton_interpret": os.environ.get("TRITON_INTERPRET") == "1",
             "cuda_available": torch.cuda.is_available(), "backend_info": paramops.backend_info(),
-            "cuda_tensors_served_by": _backend.cuda_backend()}
+            "cuda_tensors_served_by": registration.backend("cuda")}
     if torch.cuda.is_available():
         p = torch.cuda.get_device_properties(torch.cuda.current_device())
         info["gpu"] = {"name": p.name, "capability": f"{p.major}.{p.minor}", "sms": p.multi_processor_count,
@@ -28,7 +28,7 @@ def _info(args):
 
 
 def main(argv=None):
-    from . import bench
+    from .bench import cli as bench
 
     p = argparse.ArgumentParser(prog="python -m paramops", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{bench,info}")

@@ -67,8 +67,9 @@ import torch
 import torch.nn.init as _torch_init
 from torch import Tensor
 
-from . import _checks
 from . import ops as _pops
+from .core import seeds as _seeds
+from .spec import checks as _checks
 
 __all__ = list(_torch_init.__all__)
 
@@ -132,58 +133,64 @@ def _delegate(name, fn, tensor, *args, **kwargs):
 
 
 # ------------------------------------------------------------------ what paramops can serve
-_FLOAT_DTYPES = frozenset(_checks.FLOAT_DTYPES)
-_LIMITS = {dt: (float(torch.finfo(dt).min), float(torch.finfo(dt).max)) for dt in _FLOAT_DTYPES}
+# A call goes straight to the paramops op, whose kernel checks everything (dtype, layout,
+# device, internal overlap, a neg bit, the parameters' values: csrc/cpu/checks.cpp) before
+# it draws a seed or writes; when the op refuses, the call goes to torch instead. What
+# stays in Python is what the op cannot see: tensor subclasses whose methods are not
+# torch's, and a generator torch would refuse.
+_LIMITS = {dt: (float(torch.finfo(dt).min), float(torch.finfo(dt).max)) for dt in _checks.FLOAT_DTYPES}
 _DEFAULT_DISPATCH = torch.Tensor.__torch_dispatch__
-_EXACT_INT = 1 << 53
+_PLAIN = frozenset({torch.Tensor, torch.nn.Parameter})
+_plain_classes = {}
 # torch < 2.13 samples trunc_normal_ by inverse CDF and clamps to [a, b] last, which raises for
 # bounds outside the dtype's range; torch 2.13 samples by rejection and calls uniform_(a, b)
 # when [a, b] holds little mass. Each has its own conditions for raising (see _trunc_normal).
 _TRUNC_CLAMPS = "clamp_" in _TORCH["_no_grad_trunc_normal_"].__code__.co_names
-_is_functorch_wrapped = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+_ops = torch.ops.paramops
+_uniform_op, _normal_op, _trunc_op, _fill_op = (_ops.uniform_.default, _ops.normal_.default,
+                                                _ops.trunc_normal_.default, _ops.fill_.default)
+_TORCH_TAKES = -1  # the generator argument torch must handle
 
 
-def _servable(tensor, generator=None):
-    """True if paramops' ops can write `tensor` as torch would; False: delegate to torch."""
+def _plain(tensor):
+    """Whether the op may take `tensor`: a torch.Tensor whose methods are torch's own. A subclass
+    with its own __torch_dispatch__ would not know the op; one with its own __torch_function__
+    gets the call first (torch.overrides) and reaches here with its protocol disabled."""
     cls = type(tensor)
-    if cls is not torch.Tensor and cls is not torch.nn.Parameter:
-        if not isinstance(tensor, torch.Tensor):
-            return False
-        if torch.overrides.has_torch_function((tensor,)):
-            return False  # a subclass with its own __torch_function__ sees torch's methods
-        if getattr(cls, "__torch_dispatch__", _DEFAULT_DISPATCH) is not _DEFAULT_DISPATCH:
-            return False  # wrapper subclasses (DTensor, FakeTensor, ...) do not know paramops' ops
-    if tensor.dtype not in _FLOAT_DTYPES or tensor.layout != torch.strided:
-        return False
-    dev = tensor.device.type
-    if dev != "cpu" and dev != "cuda":
-        return False  # meta included: torch's no-op with torch's checks
-    if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != dev):
-        return False  # torch raises its own error
-    if tensor.is_nested or tensor.is_neg() or tensor.is_conj():
-        return False
-    if _is_functorch_wrapped is not None and _is_functorch_wrapped(tensor):
-        return False
-    if torch._debug_has_internal_overlap(tensor) == 1:
-        return False  # torch: "more than one element of the written-to tensor refers to a single memory location"
-    return True
+    if cls in _PLAIN:
+        return True
+    ok = _plain_classes.get(cls)
+    if ok is None:
+        ok = _plain_classes[cls] = (issubclass(cls, torch.Tensor)
+                                    and getattr(cls, "__torch_dispatch__", _DEFAULT_DISPATCH) is _DEFAULT_DISPATCH)
+    return ok and not torch.overrides.has_torch_function((tensor,))
 
 
-def _real(x):
-    """`x` as a float if it is a plain real number torch would take as a double, else None."""
-    t = type(x)
-    if t is float:
-        return x
-    if t is int:
-        return float(x) if -_EXACT_INT <= x <= _EXACT_INT else None
-    if isinstance(x, (bool, torch.Tensor)) or not isinstance(x, numbers.Real):
-        return None
-    if isinstance(x, numbers.Integral):
-        return float(x) if -_EXACT_INT <= int(x) <= _EXACT_INT else None
+def _generator(generator, device_type):
+    """The op's handle of `generator` for a tensor on `device_type`, or _TORCH_TAKES when torch
+    must take the call (not a torch.Generator, or one of another device type: torch raises
+    its own error). A constant for torch.compile, as the handle is (paramops._seeds)."""
+    if not isinstance(generator, torch.Generator) or generator.device.type != device_type:
+        return _TORCH_TAKES
+    return _seeds.generator_handle(generator)
+
+
+_generator._dynamo_marked_constant = True
+
+
+def _served(op, tensor, *args, generator=None):
+    """Run paramops `op` (a torch.ops.paramops overload) on `tensor`: True, or False when it
+    refuses the call (then nothing was drawn or written, and torch takes it)."""
     try:
-        return float(x)
-    except (TypeError, ValueError, OverflowError):
-        return None
+        if generator is None:
+            op(tensor, *args)  # (a keyword argument costs the call a microsecond)
+        else:
+            op(tensor, *args, generator=generator)
+    except Exception:
+        if isinstance(tensor, torch.Tensor) and tensor.is_inference() and not torch.is_inference_mode_enabled():
+            raise  # torch's own error, raised before anything is written (torch writes, then raises)
+        return False
+    return True
 
 
 def _rejected(e):
@@ -205,26 +212,33 @@ def _check_writable(tensor):
     """torch's error for an in-place write to an inference tensor outside inference mode, raised
     before writing (torch's in-place ops write first and raise when they bump the version)."""
     if tensor.is_inference() and not torch.is_inference_mode_enabled():
-        with torch.inference_mode():
-            probe = torch.empty(0)
-        probe.zero_()  # raises torch's own RuntimeError
-        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not allowed.")
+        _checks.writable(tensor)
 
 
-def _call(op, tensor, *args, **kwargs):
-    """Run paramops `op` on `tensor`; False (nothing drawn, nothing written) if its checks refuse."""
-    track = not tensor.is_inference()
-    if not track:
-        _check_writable(tensor)
-    version = tensor._version if track else 0
+def _servable(tensor, generator=None):
+    """For the composite inits (eye_, dirac_, orthogonal_, sparse_), which run several ops:
+    whether paramops can write `tensor` as torch would (else torch takes the call)."""
+    if not _plain(tensor) or tensor.dtype not in _LIMITS or tensor.layout != torch.strided:
+        return False
+    if tensor.device.type not in ("cpu", "cuda"):
+        return False  # meta included: torch's no-op with torch's checks
+    if generator is not None and _generator(generator, tensor.device.type) == _TORCH_TAKES:
+        return False
+    if tensor.is_nested or tensor.is_neg() or tensor.is_conj():
+        return False
+    return torch._debug_has_internal_overlap(tensor) != 1
+
+
+def _call(fn, tensor, *args, **kwargs):
+    """Run a paramops function on `tensor`; False (nothing drawn, nothing written) if its
+    checks refuse the call."""
+    _check_writable(tensor)
     try:
-        op(tensor, *args, **kwargs)
+        fn(tensor, *args, **kwargs)
     except (ValueError, TypeError) as e:
         if _rejected(e):
             return False
         raise
-    if track and tensor._version == version:
-        torch.autograd.graph.increment_version(tensor)  # as torch's in-place ops do
     return True
 
 
@@ -234,21 +248,45 @@ def _uniform_bounds_ok(dtype, a, b):
     return lo <= a <= hi and lo <= b <= hi and b - a <= hi
 
 
+_EXACT_INT = 1 << 53
+
+
+def _real(x):
+    """`x` as a float if it is a plain real number torch would take as a double, else None
+    (torch takes the call: a tensor, a bool, an int a double cannot hold exactly, ...)."""
+    t = type(x)
+    if t is float:
+        return x
+    if t is int:
+        return float(x) if -_EXACT_INT <= x <= _EXACT_INT else None
+    if isinstance(x, (bool, torch.Tensor)) or not isinstance(x, numbers.Real):
+        return None
+    if isinstance(x, numbers.Integral):
+        return float(x) if -_EXACT_INT <= int(x) <= _EXACT_INT else None
+    try:
+        return float(x)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _reals(a, b=0.0):
+    """Whether the parameters are ones _real takes (Python floats, the common case, cost a test each)."""
+    return (type(a) is float or _real(a) is not None) and (type(b) is float or _real(b) is not None)
+
+
 # ------------------------------------------------------------------ the single-op primitives
 def _uniform(tensor, a, b, generator, name):
-    if _servable(tensor, generator):
-        fa, fb = _real(a), _real(b)
-        if (fa is not None and fb is not None and fa < fb and _uniform_bounds_ok(tensor.dtype, fa, fb)
-                and _call(_pops.uniform_, tensor, fa, fb, generator=generator)):
+    if _plain(tensor) and _reals(a, b):
+        h = None if generator is None else _generator(generator, tensor.device.type)
+        if h != _TORCH_TAKES and _served(_uniform_op, tensor, a, b, generator=h):
             return tensor
     return _delegate(name, _TORCH["_no_grad_uniform_"], tensor, a, b, generator)
 
 
 def _normal(tensor, mean, std, generator, name):
-    if _servable(tensor, generator):
-        fm, fs = _real(mean), _real(std)
-        if (fm is not None and fs is not None and fs >= 0.0
-                and _call(_pops.normal_, tensor, fm, fs, generator=generator)):
+    if _plain(tensor) and _reals(mean, std):
+        h = None if generator is None else _generator(generator, tensor.device.type)
+        if h != _TORCH_TAKES and _served(_normal_op, tensor, mean, std, generator=h):
             return tensor
     return _delegate(name, _TORCH["_no_grad_normal_"], tensor, mean, std, generator)
 
@@ -258,9 +296,10 @@ def _norm_cdf(x):
 
 
 def _trunc_normal(tensor, mean, std, a, b, generator, name):
-    if _servable(tensor, generator):
+    if _plain(tensor):
+        h = None if generator is None else _generator(generator, tensor.device.type)
         p = [_real(v) for v in (mean, std, a, b)]
-        if None not in p and p[1] > 0.0 and p[2] < p[3]:
+        if h != _TORCH_TAKES and None not in p and p[1] > 0.0 and p[2] < p[3] and tensor.dtype in _LIMITS:
             fm, fs, fa, fb = p
             if _TRUNC_CLAMPS:  # torch < 2.13: clamp_(min=a, max=b) raises for bounds the dtype cannot hold
                 lo, hi = _LIMITS[tensor.dtype]
@@ -270,7 +309,7 @@ def _trunc_normal(tensor, mean, std, a, b, generator, name):
                 torch_ok = mass > 0.3 or _uniform_bounds_ok(tensor.dtype, fa, fb)
             if torch_ok:
                 if not (fm < fa - 2 * fs or fm > fb + 2 * fs):
-                    if _call(_pops.trunc_normal_, tensor, fm, fs, fa, fb, generator=generator):
+                    if _served(_trunc_op, tensor, fm, fs, fa, fb, generator=h):
                         return tensor
                 elif _accepts(_checks.trunc_normal, tensor, fm, fs, fa, fb, 0):
                     # torch warns before it writes (warnings may be errors)
@@ -279,21 +318,29 @@ def _trunc_normal(tensor, mean, std, a, b, generator, name):
                         "The distribution of values may be incorrect.",
                         stacklevel=2,
                     )
-                    if _call(_pops.trunc_normal_, tensor, fm, fs, fa, fb, generator=generator):
+                    if _served(_trunc_op, tensor, fm, fs, fa, fb, generator=h):
                         return tensor
     return _delegate(name, _TORCH["_no_grad_trunc_normal_"], tensor, mean, std, a, b, generator=generator)
 
 
 def _fill(tensor, val, name, torch_fn):
-    if _servable(tensor):
-        v = _real(val)
-        if v is not None and _call(_pops.fill_, tensor, v):
-            return tensor
+    if _plain(tensor) and _reals(val) and _served_fill(tensor, val):
+        return tensor
     return _delegate(name, torch_fn, tensor, val)
 
 
+def _served_fill(tensor, value):
+    try:
+        _fill_op(tensor, value)
+    except Exception:
+        if isinstance(tensor, torch.Tensor) and tensor.is_inference() and not torch.is_inference_mode_enabled():
+            raise
+        return False
+    return True
+
+
 def _zero(tensor, name):
-    if _servable(tensor) and _call(_pops.fill_, tensor, 0.0):
+    if _plain(tensor) and _served_fill(tensor, 0.0):
         return tensor
     return _delegate(name, _TORCH["_no_grad_zero_"], tensor)
 

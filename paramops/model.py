@@ -27,9 +27,10 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from . import _capture
-from ._capture import FILL, storage_key
-from .ops import _i64
+from . import capture as _capture
+from .capture import storage_key
+from .core import codes as K
+from .core import seeds as _seeds
 
 
 def stream_key(name):
@@ -60,18 +61,20 @@ class _Names:
         for name, t in _named_tensors(module):
             if t.device.type == "meta" or t.numel() == 0:
                 continue
-            lo, hi = _capture._span(t)
-            view = (t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+            lo, hi = _capture.span(t)
+            view = _capture.view_of(t)
             entries = self.by_key[storage_key(t)]
             if not any(e[2] == view for e in entries):
                 entries.append((lo, hi, view, name))
         return self
 
-    def name_of(self, r):
-        entries = self.by_key.get(r.key)
+    def name_of(self, t):
+        """The name of the tensor that record tensor t writes (None: not a named one)."""
+        entries = self.by_key.get(storage_key(t))
         if not entries:
             return None
-        rlo, rhi, rview = r.geom()
+        rlo, rhi = _capture.span(t)
+        rview = _capture.view_of(t)
         for lo, hi, view, name in entries:
             if view == rview:
                 return name
@@ -83,26 +86,28 @@ class _Keyed:
     """Resolver for Capture: replaces (seed, stream) of random records by name."""
 
     def __init__(self, seed, names=None, tree=None):
-        self.seed = _i64(seed)
+        self.seed = _seeds.as_int64("fused_init", "seed", seed)
         self.names = names  # fixed _Names (init_module, materialize), or None: from `tree`
         self.tree = tree
         self.count = defaultdict(int)
 
     def __call__(self, records, final):
+        """records: (tensor, kind) pairs in record order (paramops._capture's resolve)."""
         names = self.names
         if names is None:
             if not final:
                 self.tree.check_unnamed(records)
             names = self.tree.names()
-        for r in records:
-            if r.kind == FILL:
-                continue
-            name = names.name_of(r)
+        out = []
+        for t, kind in records:
+            name = None if kind == K.FILL else names.name_of(t)
             if name is None:
+                out.append(None)
                 continue
             k = self.count[name]
             self.count[name] += 1
-            r.seed, r.stream, r.offset = self.seed, stream_key(name if k == 0 else f"{name}#{k}"), 0
+            out.append((self.seed, stream_key(name if k == 0 else f"{name}#{k}"), 0))
+        return out
 
 
 class _Tree:
@@ -139,11 +144,11 @@ class _Tree:
         return names
 
     def check_unnamed(self, records):
-        for r in records:
-            if r.kind != FILL and r.key in self.storages:
+        for t, kind in records:
+            if kind != K.FILL and storage_key(t) in self.storages:
                 raise RuntimeError(
                     "paramops.fused_init(seed=...): a parameter whose keyed init is pending was read "
-                    f"({tuple(r.tensor.shape)}, {r.tensor.dtype}) before the model was complete, so its name "
+                    f"({tuple(t.shape)}, {t.dtype}) before the model was complete, so its name "
                     "(the key of its stream) is not known yet. Build the model first and call "
                     "paramops.init_module(model, seed=...), or use fused_init() without seed.")
 
@@ -171,7 +176,7 @@ def fused_init(seed=None):
     of the modules built in the block are keyed by name (see the module docstring).
     Yields the Capture (its .flush() runs the pending work early).
     """
-    from ._patch import patched
+    from .patching import patched
 
     _check_seed("fused_init", seed)
     tree = _Tree() if seed is not None else None
@@ -256,7 +261,7 @@ def init_module(module, fn=None, *, seed=None):
 def _init(module, fn, seed, watch=None):
     """init_module's work, arguments checked; returns the Capture (its .written: the keys
     of `watch` that were written)."""
-    from ._patch import patched
+    from .patching import patched
 
     resolve = _Keyed(seed, names=_Names().add(module)) if seed is not None else None
     cap = _capture.Capture(resolve=resolve, watch=watch)

@@ -1,111 +1,312 @@
-"""User-facing single-tensor init functions.
+"""The public ops: uniform_, normal_, trunc_normal_, fill_ (constant_) and multi_init_.
 
-Each checks its arguments (before anything is written or any seed is drawn), draws a
-64-bit seed from torch's generator unless `seed=` is given, and calls the
-torch.ops.paramops op. Values depend only on (seed, stream, element index, parameters,
-dtype): see docs/stream.md.
+A thin layer over torch.ops.paramops: each function converts its arguments and makes one
+op call. The op does the rest, the same way on every backend: its checks (before anything
+is written), the seed draw when `seed` is not given (from `generator`, or torch's default
+CPU generator), the autograd version bump, and the write (or, in fused mode, the record).
+Values depend only on (seed, stream, element index, parameters, dtype): docs/stream.md.
+
+Types are strict, as the op schemas are: a parameter that is not a real number, a seed,
+stream or offset that is not an integer, and a generator that is not a torch.Generator
+are TypeErrors naming the argument; a seed or stream outside [-2**63, 2**64) is a
+ValueError. These are worked out on the error path only: a call that succeeds does no
+Python work beyond the call.
 """
-import threading
+import numbers
+import operator
 
 import torch
 
-from . import _checks
+from . import registration  # noqa: F401  (defines torch.ops.paramops.*)
+from .core import codes as K
+from .core import seeds as _seeds
+from .core.seeds import draw_seed, generator_handle
+from .spec import checks as _checks
 
-_U64 = 1 << 64
+__all__ = ["uniform_", "normal_", "trunc_normal_", "fill_", "constant_", "multi_init_", "draw_seed",
+           "generator_handle"]
 
-
-def _i64(v):
-    """An int taken modulo 2^64, as the signed int64 the op schemas carry."""
-    v = int(v) % _U64
-    return v - _U64 if v >= 1 << 63 else v
-
-
-_SEED_LO, _SEED_HI = -(1 << 63), (1 << 63) - 1
-_PYTHON_KEYS = (torch._C.DispatchKeySet(torch._C.DispatchKey.Python)
-                | torch._C.DispatchKeySet(torch._C.DispatchKey.PythonTLSSnapshot))
-_seed_buf = threading.local()
-
-
-def draw_seed(generator=None):
-    """One 64-bit seed from `generator`, or from torch's default CPU generator.
-
-    The value is torch.randint(-2**63, 2**63 - 1, (), dtype=torch.int64, generator=...):
-    on the CPU it is drawn into a reused 0-d tensor (the same kernel, half the cost)."""
-    if generator is not None and generator.device.type != "cpu":
-        return int(torch.randint(_SEED_LO, _SEED_HI, (), dtype=torch.int64, generator=generator,
-                                 device=generator.device))
-    buf = getattr(_seed_buf, "t", None)
-    if buf is None:
-        buf = _seed_buf.t = torch.empty((), dtype=torch.int64, device="cpu")
-    return buf.random_(_SEED_LO, _SEED_HI, generator=generator).item()
+_ops = torch.ops.paramops
+_uniform, _normal, _trunc_normal, _fill, _multi = (
+    _ops.uniform_.default, _ops.normal_.default, _ops.trunc_normal_.default, _ops.fill_.default,
+    _ops.multi_init_.default)
+_I64_MIN, _I64_MAX, _U64 = -(1 << 63), (1 << 63) - 1, 1 << 64
 
 
-def _record(cap, tensor, kind, args, seed, stream=0, offset=0):
-    """Fused mode: queue the call in `cap` instead of running it, and bump the autograd
-    version counter as torch's in-place ops do (the kernels bump it when they run)."""
-    if tensor.numel() > 0:
-        cap.record(tensor, kind, args, seed, stream, offset)
-    if not tensor.is_inference():
-        torch.autograd.graph.increment_version(tensor)
-    return tensor
+# ------------------------------------------------------------------ the error path
+def _real(op, name, v):
+    """Whether v passes as a float argument (what the op schema takes); TypeError if not."""
+    if isinstance(v, numbers.Real) or (isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_complex()):
+        return
+    raise TypeError(f"paramops.{op}: {name} must be a real number, got {type(v).__name__}")
 
 
-def _run(op, tensor, args, generator, seed, stream, offset):
-    if tensor.device.type == "meta":
-        return tensor  # deferred init: a no-op, as in torch.nn.init
-    cap = _capture.recording()
-    if cap is not None:
-        # fused mode: the same record the op call would make through the dispatcher, minus
-        # the dispatch round trip (the arguments are checked already: a float, strided, cpu or
-        # cuda tensor without internal overlap, which is what Capture records)
-        with torch._C._ExcludeDispatchKeyGuard(_PYTHON_KEYS):  # the seed draw skips the mode
-            s = _i64(draw_seed(generator) if seed is None else seed)
-        return _record(cap, tensor, _capture.KIND_OF[op.__name__], args, s, _i64(stream), int(offset))
-    s = draw_seed(generator) if seed is None else _i64(seed)
-    grad = torch.is_grad_enabled()  # cheaper than `with torch.no_grad()`, which matters for tiny tensors
-    torch._C._set_grad_enabled(False)
+def _int(op, name, v, wrap):
+    """v as the op's int64 argument, or an error naming it. wrap: a 64-bit pattern (seed,
+    stream) taken modulo 2**64 from [-2**63, 2**64); else (offset) an int64."""
+    if v is None and name == "seed":
+        return None
+    if wrap:
+        return _seeds.as_int64(op, name, v)
     try:
-        op(tensor, *args, seed=s, stream=_i64(stream) if stream else 0, offset=int(offset))
-    finally:
-        torch._C._set_grad_enabled(grad)
-    return tensor
+        i = operator.index(v)
+    except TypeError:
+        raise TypeError(f"paramops.{op}: {name} must be an int, got {type(v).__name__}") from None
+    if i > _I64_MAX:
+        raise ValueError(f"paramops.{op}: offset + numel overflows int64")
+    if i < _I64_MIN:
+        raise ValueError(f"paramops.{op}: offset must be >= 0, got {i}")
+    return i
 
 
+def _bits(v):
+    """A 64-bit pattern from 2**63 on as the int64 the op carries (anything else as is: the op
+    refuses it, and the error path names it)."""
+    return v - _U64 if type(v) is int and _I64_MAX < v < _U64 else v
+
+
+def _handle(op, generator):
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"paramops.{op}: generator must be a torch.Generator or None, got "
+                        f"{type(generator).__name__}")
+    return generator_handle(generator)
+
+
+def _redo(e, fn, op, tensor, params, seed, generator, stream, offset):
+    """After the op call failed with `e`: raise the error that names the bad argument, or
+    make the call again with arguments converted (a seed or stream from 2**63 on) when that
+    was all, or re-raise `e` (the op's own checks: nothing was written)."""
+    _checks.is_tensor(op, tensor)
+    for name, v in params.items():
+        _real(op, name, v)
+    kw = {"seed": _int(op, "seed", seed, True), "generator": _handle(op, generator),
+          "stream": _int(op, "stream", stream, True), "offset": _int(op, "offset", offset, False)}
+    if isinstance(e, NotImplementedError):
+        _checks.device(op, tensor)
+    if (kw["seed"] != seed or kw["stream"] != stream) and "Expected a value of type" in str(e):
+        fn(tensor, *params.values(), **kw)  # the same call, with the 64-bit patterns as int64
+        return
+    raise e
+
+
+# ------------------------------------------------------------------ single ops
+# (Keyword arguments cost the op call a microsecond: they are passed only when given.)
 def uniform_(tensor, a=0.0, b=1.0, *, generator=None, seed=None, stream=0, offset=0):
     """Fill `tensor` with U[a, b) draws of paramops stream v1."""
-    a, b = float(a), float(b)
-    _checks.uniform(tensor, a, b, offset)
-    return _run(torch.ops.paramops.uniform_, tensor, (a, b), generator, seed, stream, offset)
+    try:
+        if seed is None and generator is None and stream == 0 and offset == 0:
+            _uniform(tensor, a, b)
+        else:
+            _uniform(tensor, a, b, seed=_bits(seed), generator=None if generator is None else generator_handle(generator),
+                     stream=_bits(stream), offset=offset)
+    except Exception as e:
+        _redo(e, _uniform, "uniform_", tensor, {"a": a, "b": b}, seed, generator, stream, offset)
+    return tensor
 
 
 def normal_(tensor, mean=0.0, std=1.0, *, generator=None, seed=None, stream=0, offset=0):
     """Fill `tensor` with N(mean, std^2) draws (Box-Muller) of paramops stream v1."""
-    mean, std = float(mean), float(std)
-    _checks.normal(tensor, mean, std, offset)
-    return _run(torch.ops.paramops.normal_, tensor, (mean, std), generator, seed, stream, offset)
+    try:
+        if seed is None and generator is None and stream == 0 and offset == 0:
+            _normal(tensor, mean, std)
+        else:
+            _normal(tensor, mean, std, seed=_bits(seed), generator=None if generator is None else generator_handle(generator),
+                    stream=_bits(stream), offset=offset)
+    except Exception as e:
+        _redo(e, _normal, "normal_", tensor, {"mean": mean, "std": std}, seed, generator, stream, offset)
+    return tensor
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, *, generator=None, seed=None, stream=0, offset=0):
-    """Fill `tensor` with N(mean, std^2) truncated to [a, b] (absolute bounds, as torch),
-    in one pass by inverse CDF. Every output value lies in [a, b] in its own dtype."""
-    mean, std, a, b = float(mean), float(std), float(a), float(b)
-    _checks.trunc_normal(tensor, mean, std, a, b, offset)
-    return _run(torch.ops.paramops.trunc_normal_, tensor, (mean, std, a, b), generator, seed, stream, offset)
+    """Fill `tensor` with N(mean, std^2) truncated to [a, b] (absolute bounds, as torch; either may
+    be infinite), in one pass by inverse CDF. Every value lies in [a, b] in its own dtype."""
+    try:
+        if seed is None and generator is None and stream == 0 and offset == 0:
+            _trunc_normal(tensor, mean, std, a, b)
+        else:
+            _trunc_normal(tensor, mean, std, a, b, seed=_bits(seed),
+                          generator=None if generator is None else generator_handle(generator), stream=_bits(stream),
+                          offset=offset)
+    except Exception as e:
+        _redo(e, _trunc_normal, "trunc_normal_", tensor, {"mean": mean, "std": std, "a": a, "b": b}, seed,
+              generator, stream, offset)
+    return tensor
 
 
 def fill_(tensor, value):
     """Fill `tensor` with `value` (rounded to its dtype)."""
-    value = float(value)
-    _checks.fill(tensor, value)
-    if tensor.device.type != "meta":
-        cap = _capture.recording()
-        if cap is not None:
-            return _record(cap, tensor, _capture.FILL, (value,), 0)
-        with torch.no_grad():
-            torch.ops.paramops.fill_(tensor, value)
+    try:
+        _fill(tensor, value)
+    except Exception as e:
+        _checks.is_tensor("fill_", tensor)
+        _real("fill_", "value", value)
+        if isinstance(e, NotImplementedError):
+            _checks.device("fill_", tensor)
+        raise
     return tensor
 
 
 constant_ = fill_
 
-from . import _capture  # noqa: E402  (imports this module: after the definitions above)
+
+# ------------------------------------------------------------------ multi_init_
+_MULTI = "multi_init_"
+_OP = "paramops." + _MULTI
+_KIND_OF = {}
+for _code, _name in enumerate(K.KIND_NAME):
+    _KIND_OF[_name] = _KIND_OF[_name + "_"] = _code
+_KIND_OF["constant"] = _KIND_OF["constant_"] = K.FILL
+_FORM = {K.UNIFORM: "(a, b)", K.NORMAL: "(mean, std)", K.TRUNC: "(mean, std, a, b)", K.FILL: "(value,)"}
+
+
+def _kind(k, where):
+    if isinstance(k, str):
+        code = _KIND_OF.get(k)
+        if code is None:
+            raise ValueError(f"{_OP}: {where} must be 'uniform', 'normal', 'trunc_normal' or 'fill' "
+                             f"(or 0, 1, 2, 3), got {k!r}")
+        return code
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"{_OP}: {where} must be a name or an int, got {type(k).__name__}")
+    code = int(k)
+    if not 0 <= code < K.NUM_KINDS:
+        raise ValueError(f"{_OP}: {where} must be 0 (uniform), 1 (normal), 2 (trunc_normal) or 3 (fill), "
+                         f"got {code}")
+    return code
+
+
+def _length(name, got, want, per):
+    if got != want:
+        raise ValueError(f"{_OP}: {name} must have {per} ({want}), got {got}")
+
+
+def _kinds(kinds, n):
+    """One code for all (an int), or a list of n codes."""
+    if isinstance(kinds, (str, numbers.Integral)):
+        return _kind(kinds, "kinds")
+    if not isinstance(kinds, (list, tuple)):
+        try:
+            kinds = list(kinds)
+        except TypeError:
+            raise TypeError(f"{_OP}: kinds must be a name, an int or a sequence of them, got "
+                            f"{type(kinds).__name__}") from None
+    _length("kinds", len(kinds), n, "one entry per tensor")
+    return [_kind(k, f"kinds[{i}]") for i, k in enumerate(kinds)]
+
+
+def _tuple(p, kind, where):
+    """One entry of params: a tuple of the kind's arity of real numbers (a number for fill)."""
+    if isinstance(p, numbers.Real):
+        p = (p,)
+    if isinstance(p, (str, bytes)) or not hasattr(p, "__len__"):
+        raise TypeError(f"{_OP}: {where} must be a number or a tuple of numbers, got {type(p).__name__}")
+    for v in p:
+        if not isinstance(v, numbers.Real):
+            raise TypeError(f"{_OP}: {where} must be a tuple of numbers, got {type(v).__name__} in it")
+    if len(p) != K.ARITY[kind]:
+        raise ValueError(f"{_OP}: {where} for {K.KIND_NAME[kind]} must be {_FORM[kind]}, got {tuple(p)}")
+    return [float(v) for v in p] + [0.0] * (K.PARAMS_W - len(p))
+
+
+def _params(params, kinds, n):
+    """The params tensor, float64 [n, 4]: one row expanded, or one row per tensor."""
+    one = isinstance(params, numbers.Real) or (
+        isinstance(params, (tuple, list)) and len(params) > 0 and isinstance(params[0], numbers.Real))
+    if one:  # one tuple for all: it must suit every kind used
+        for k in ([kinds] if isinstance(kinds, int) else sorted(set(kinds))):
+            row = _tuple(params, k, "params")
+        return torch.tensor(row, dtype=torch.float64).expand(n, K.PARAMS_W)
+    if isinstance(params, (str, bytes)) or not hasattr(params, "__len__"):
+        raise TypeError(f"{_OP}: params must be a tuple of numbers or a sequence of them, got "
+                        f"{type(params).__name__}")
+    for i, p in enumerate(params):  # a bad entry is named before the list's length is
+        if isinstance(p, (str, bytes)) or not (isinstance(p, numbers.Real) or hasattr(p, "__len__")):
+            raise TypeError(f"{_OP}: params[{i}] must be a number or a tuple of numbers, got {type(p).__name__}")
+    _length("params", len(params), n, "one tuple per tensor")
+    ks = [kinds] * n if isinstance(kinds, int) else kinds
+    return torch.tensor([_tuple(p, k, f"params[{i}]") for i, (p, k) in enumerate(zip(params, ks))],
+                        dtype=torch.float64)
+
+
+def _column(name, v, n, conv):
+    """One int for all, or a list of n ints (conv checks and converts one)."""
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return conv(name, v)
+    if not isinstance(v, (list, tuple)):
+        try:
+            v = list(v)
+        except TypeError:
+            raise TypeError(f"{_OP}: {name} must be an int or a sequence of ints, got {type(v).__name__}") from None
+    _length(name, len(v), n, "one entry per tensor")
+    return [conv(f"{name}[{i}]", x) for i, x in enumerate(v)]
+
+
+def _bits64(name, v):
+    if isinstance(v, bool):
+        raise TypeError(f"{_OP}: {name} must be an int, got bool")
+    return _seeds.as_int64(_MULTI, name, v)
+
+
+def _offset(name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{_OP}: {name} must be an int, got {type(v).__name__}")
+    v = int(v)
+    if not _I64_MIN <= v <= _I64_MAX:
+        raise ValueError(f"{_OP}: {name} must lie in int64 (offset + numel must too), got {v}")
+    return v
+
+
+def multi_init_(tensors, kinds, params, *, seeds=None, streams=0, offsets=0, generator=None):
+    """Initialize every tensor of `tensors` in one op call; returns the list of tensors.
+
+    kinds: one kind for all or one per tensor, each a name ("uniform", "normal",
+      "trunc_normal", "fill"; also "uniform_", "normal_", "trunc_normal_", "fill_",
+      "constant") or its code 0, 1, 2, 3.
+    params: one tuple for all or a sequence with one tuple per tensor: (a, b) for uniform,
+      (mean, std) for normal, (mean, std, a, b) for trunc_normal (absolute bounds),
+      (value,) or a number for fill. A flat sequence of numbers is one tuple.
+    seeds: None: the op draws one seed per random tensor, in list order, from `generator`
+      (or torch's default generator) exactly as the single functions do (none for fill), so
+      the result equals calling paramops.normal_ & co. on the tensors one by one after the
+      same torch.manual_seed. An int or a sequence of ints gives the seeds.
+    streams, offsets: an int for all or one per tensor, as in the single functions.
+
+    Tensor i gets the bits of the single op on it with its seed, stream and offset. All
+    arguments are checked before anything is written; a failed call draws no seed. On
+    meta tensors the call only checks its arguments.
+
+    One kind, one params tuple and int seeds/streams/offsets cost no per-tensor Python work:
+    the op's plan and params tensors are one row each, expanded.
+    """
+    if isinstance(tensors, torch.Tensor):
+        raise TypeError(f"{_OP}: tensors must be a sequence of tensors, got a torch.Tensor (pass [t])")
+    if not isinstance(tensors, list):
+        try:
+            tensors = list(tensors)
+        except TypeError:
+            raise TypeError(f"{_OP}: tensors must be a sequence of tensors, got {type(tensors).__name__}") from None
+    n = len(tensors)
+    codes = _kinds(kinds, n)
+    prm = _params(params, codes, n)
+    streams = _column("streams", streams, n, _bits64)
+    offsets = _column("offsets", offsets, n, _offset)
+    if seeds is not None:
+        seeds = _column("seeds", seeds, n, _bits64)
+    gen = _handle(_MULTI, generator)
+    if n == 0:
+        return tensors
+    cols = (codes, 0 if seeds is None else seeds, streams, offsets)
+    if all(isinstance(c, int) for c in cols):
+        plan = torch.tensor(list(cols), dtype=torch.int64).expand(n, K.PLAN_W)
+    else:
+        cols = [c if isinstance(c, list) else [c] * n for c in cols]
+        plan = torch.tensor(list(zip(*cols)), dtype=torch.int64)
+    try:
+        _multi(tensors, plan, prm, generator=gen, draw_seeds=seeds is None)
+    except Exception:
+        for i, t in enumerate(tensors):  # torch's message for a list with a non-tensor names no index
+            _checks.is_tensor(_MULTI, t, f"tensors[{i}]")
+        raise
+    return tensors

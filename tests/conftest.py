@@ -1,22 +1,36 @@
-"""Shared helpers: the backends under test and bit-level comparison."""
+"""Shared helpers: the backends under test and bit-level comparison.
+
+tests/ mirrors the package: core/, spec/, backends/ for its lower layers, then one file per
+upper module (test_registration, test_ops*, test_init*, test_patching, test_capture,
+test_model*, test_compile), bench/ for paramops.bench.
+"""
+import contextlib
 import importlib
 import os
+import sys
 
 import pytest
 import torch
 
 # Without a GPU the Triton kernels run on the CPU through Triton's interpreter. triton.jit
-# reads this when a kernel is defined, so it must be set before paramops.kernels is imported.
+# reads this when a kernel is defined, so it must be set before paramops.backends.kernels
+# is imported.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import paramops
-from paramops import _ops
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `from conftest import ...` in subfolders
 
+import paramops  # noqa: E402
+from paramops import registration  # noqa: E402
+from paramops.backends import python as _pykernels  # noqa: E402
+from paramops.backends import reference as _refwriter  # noqa: E402
+from paramops.core import ext  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
-HAS_CPP = paramops.backend_info()["cpu"] == "cpp"
-requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="C++ extension not built")
+HAS_CPP = ext.C is not None
+requires_cpp = pytest.mark.skipif(not HAS_CPP, reason="C++ extension not loaded")
 
 # (op name, positional parameters) for the random ops
 CASES = {
@@ -25,18 +39,46 @@ CASES = {
     "trunc_normal_": (0.1, 1.3, -2.0, 2.5),
 }
 
+#: the Python port of the ops' kernels over the reference writer: what runs without the extension
+PYTHON_KERNELS = _pykernels.make(_refwriter.Writer())
+
+
+@contextlib.contextmanager
+def served_by(device, backend):
+    """Serve `device` tensors with `backend` ("cpp", "triton", "python") for the block."""
+    before = registration.backend(device)
+    registration.register(device, backend)
+    try:
+        yield
+    finally:
+        registration.register(device, before)
+
 
 def call(backend, op, t, *args, **kw):
-    """Run op on t (for multi_init_: the tensor list) with the given backend: "python" = the
-    reference, "triton" = paramops._triton.IMPL called directly, anything else ("cpp",
-    "dispatch") = torch.ops dispatch."""
+    """Run op on t (for multi_init_: the tensor list) with the given backend:
+
+      "python"  the Python kernels (paramops/backends/python.py with the reference writer),
+                called directly: the configuration without the extension;
+      "triton"  the op, its device served by the Triton writer for the call (with the
+                extension: the C++ kernel's checks, then Triton);
+      "refwriter" the op, its device served by the reference writer (with the extension:
+                the C++ kernel's checks, then the Python reference);
+      anything else ("cpp", "dispatch"): the op as registered."""
     if backend == "python":
-        _ops.REFERENCE[op](t, *args, **kw)
-    elif backend == "triton":
-        from paramops import _triton
-        _triton.IMPL[op](t, *args, **kw)
-    else:
-        getattr(torch.ops.paramops, op)(t, *args, **kw)
+        PYTHON_KERNELS[op](t, *args, **kw)
+        return t
+    fn = getattr(torch.ops.paramops, op)
+    if backend in ("triton", "refwriter") and HAS_CPP:
+        first = t[0] if isinstance(t, (list, tuple)) and t else t
+        dev = first.device.type if isinstance(first, torch.Tensor) and first.device.type == "cuda" else "cpu"
+        with served_by(dev, "triton" if backend == "triton" else "python"):
+            fn(t, *args, **kw)
+        return t
+    if backend == "triton":  # without the extension: the Python kernels over the Triton writer
+        from paramops.backends import triton
+        _pykernels.make(triton.Writer())[op](t, *args, **kw)
+        return t
+    fn(t, *args, **kw)
     return t
 
 

@@ -223,9 +223,9 @@ static void gen_f32(const Job& job, int64_t first, int64_t n, typename Out::type
   while (c < cend) {
     const int nc = (int)(cend - c < (uint64_t)T ? cend - c : (uint64_t)T);
     philox_tile(c, nc, job.stream, job.seed, x[0], x[1], x[2], x[3]);
-    if (Dist_ == DIST_UNIFORM) {
+    if (Dist_ == KIND_UNIFORM) {
       for (int l = 0; l < 4; ++l) uniform_f32(x[l], v[l], nc, job.pf[0], job.pf[1]);
-    } else if (Dist_ == DIST_NORMAL) {
+    } else if (Dist_ == KIND_NORMAL) {
       normal_f32(x[0], x[1], v[0], v[1], nc, job.pf[0], job.pf[1]);
       normal_f32(x[2], x[3], v[2], v[3], nc, job.pf[0], job.pf[1]);
     } else {
@@ -255,9 +255,9 @@ static void gen_f64(const Job& job, int64_t first, int64_t n, double* out, int64
   while (c < cend) {
     const int nc = (int)(cend - c < (uint64_t)T ? cend - c : (uint64_t)T);
     philox_tile(c, nc, job.stream, job.seed, x[0], x[1], x[2], x[3]);
-    if (Dist_ == DIST_UNIFORM) {
+    if (Dist_ == KIND_UNIFORM) {
       uniform_f64(x[0], x[1], x[2], x[3], v[0], v[1], nc, job.pd[0], job.pd[1]);
-    } else if (Dist_ == DIST_NORMAL) {
+    } else if (Dist_ == KIND_NORMAL) {
       normal_f64(x[0], x[1], x[2], x[3], v[0], v[1], nc, job.pd[0], job.pd[1]);
     } else {
       trunc_f64(x[0], x[1], v[0], nc, job.pd);
@@ -301,15 +301,15 @@ void generate(const Job& job, int64_t first, int64_t n, void* out, int64_t strid
   const unsigned saved_csr = __builtin_ia32_stmxcsr();
   __builtin_ia32_ldmxcsr(0x1F80u);
 #endif
-  switch (job.dist) {
-    case DIST_UNIFORM:
-      gen_dist<DIST_UNIFORM>(job, first, n, out, stride);
+  switch (job.kind) {
+    case KIND_UNIFORM:
+      gen_dist<KIND_UNIFORM>(job, first, n, out, stride);
       break;
-    case DIST_NORMAL:
-      gen_dist<DIST_NORMAL>(job, first, n, out, stride);
+    case KIND_NORMAL:
+      gen_dist<KIND_NORMAL>(job, first, n, out, stride);
       break;
     default:
-      gen_dist<DIST_TRUNC>(job, first, n, out, stride);
+      gen_dist<KIND_TRUNC>(job, first, n, out, stride);
       break;
   }
 #if defined(__x86_64__) || defined(__i386__)

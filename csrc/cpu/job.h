@@ -1,12 +1,12 @@
-// paramops CPU kernels: what ops.cpp (torch side) hands to the per-ISA
-// generators (kernels_*.cpp, torch-free). Plain data and declarations only.
+// paramops CPU kernels: what the torch side hands to the per-ISA generators
+// (kernels_*.cpp, torch-free). Plain data and declarations only.
 #pragma once
 #include <stdint.h>
 
+#include "paramops/codes.h"
+
 namespace paramops {
 namespace cpu {
-
-enum Dist { DIST_UNIFORM = 0, DIST_NORMAL = 1, DIST_TRUNC = 2 };
 
 // One call of uniform_/normal_/trunc_normal_. Parameters are already rounded
 // to the compute type (float for float16/bfloat16/float32, double for
@@ -16,8 +16,8 @@ enum Dist { DIST_UNIFORM = 0, DIST_NORMAL = 1, DIST_TRUNC = 2 };
 //   trunc:   p[0] = c(pa), p[1] = c(dp), p[2] = c(mean), p[3] = c(sstd),
 //            p[4] = c(lo), p[5] = c(hi)
 struct Job {
-  int dist;   // Dist
-  int dtype;  // paramops::DType (transforms.h)
+  int kind;   // KIND_UNIFORM, KIND_NORMAL or KIND_TRUNC (codes.h)
+  int dtype;  // DT_* (codes.h)
   uint64_t seed;
   uint64_t stream;
   float pf[6];

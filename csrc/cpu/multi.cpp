@@ -1,26 +1,18 @@
-// paramops CPU kernel of multi_init_: a whole list of tensors in one launch.
+// paramops multi_init_: a whole list of tensors in one op call (multi.h).
 //
 // The per-tensor metadata comes as two CPU tensors, apex multi_tensor_apply
-// style: plan, int64 [n, 4] of (kind, seed, stream, offset), and params,
-// float64 [n, 4] of the zero-padded parameters, read through their strides (an
-// expanded row serves every entry). Every entry is checked (with the single
-// ops' checks, naming the entry) before anything is written, and so is the
+// style: plan, int64 [n, 4] of (kind, seed, stream, offset) (codes.h PLAN_*), and
+// params, float64 [n, 4] of the zero-padded parameters, read through their
+// strides (an expanded row serves every entry). Every entry is checked (with the
+// single ops' checks, naming the entry) before anything is written, and so is the
 // disjointness of the entries. Entries with the same (kind, dtype, parameters)
-// share one checked set-up (the Job without seed and stream: trunc_normal's
-// erf work, fill's conversion), so a list of 10,000 tensors with one or a few
-// kinds checks and builds its parameters a few times, not 10,000.
+// share one checked set-up (the Job without seed and stream: trunc_normal's erf
+// work, fill's conversion), so a list of 10,000 tensors with one or a few kinds
+// checks and builds its parameters a few times, not 10,000. The slot's Writer
+// then writes them all (the CPU's: one parallel pass, driver.cpp).
 //
-// Then, in the style of apex's multi_tensor_apply, the contiguous entries are
-// laid end to end in one logical element space (prefix sums of their numels):
-// threads take blocks of that space, map a block to (entry, first, n) pieces by
-// binary search and run the single ops' generators on them, so that ten
-// thousand tiny tensors and a few huge ones balance across threads alike.
-// Each value depends only on (seed, stream, offset + index, parameters, dtype)
-// of its entry (docs/stream.md), so entry i gets exactly the bits of the single
-// op. Non-contiguous entries go through the single ops' strided path after.
-//
-// The schema is defined in Python (paramops/_ops.py); messages match
-// paramops/multi.py (the Python reference), which the tests compare.
+// The schema is defined in Python (paramops/_register.py); messages match
+// paramops/_checks.py (the Python port), which the tests compare.
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -34,9 +26,11 @@
 #include <string>
 #include <vector>
 
+#include "cpu/checks.h"
 #include "cpu/job.h"
-#include "cpu/multi_common.h"
-#include "cpu/ops_common.h"
+#include "cpu/multi.h"
+#include "cpu/seeds.h"
+#include "cpu/writer.h"
 #include "paramops/transforms.h"
 
 namespace paramops {
@@ -89,24 +83,6 @@ uint64_t fill_bits(int dt, double value) {
     default: { const double d = v.to<double>(); std::memcpy(&bits, &d, 8); break; }
   }
   return bits;
-}
-
-template <class E>
-void fill_run(char* dst, int64_t n, uint64_t bits) {
-  E v;
-  std::memcpy(&v, &bits, sizeof(E));
-  std::fill_n(reinterpret_cast<E*>(dst), n, v);
-}
-
-// The paramops::DType of a float scalar type, -1 for any other.
-inline int dtype_of(at::ScalarType st) {
-  switch (st) {
-    case at::kHalf: return DT_F16;
-    case at::kBFloat16: return DT_BF16;
-    case at::kFloat: return DT_F32;
-    case at::kDouble: return DT_F64;
-    default: return -1;
-  }
 }
 
 // ---------------------------------------------------------------- disjointness
@@ -317,8 +293,8 @@ class TmplCache {
 thread_local Scratch ScratchLease::cache_;
 thread_local bool ScratchLease::busy_ = false;
 
-bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& params_arg,
-                   c10::DeviceType device, Scratch& scratch) {
+void prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& params_arg,
+                   const at::Generator& gen, bool draw_seeds, c10::DeviceType device, Scratch& scratch) {
   const int64_t n = static_cast<int64_t>(tensors.size());
   check_table(plan_arg, "plan", at::kLong, n, "one row (kind, seed, stream, offset) per tensor");
   check_table(params_arg, "params", at::kDouble, n, "one row of 4 parameters per tensor");
@@ -332,7 +308,7 @@ bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor
   ext.clear();
   start.clear();
   start.push_back(0);  // start[k]: first element of fused[k] in the concatenation
-  if (n == 0) return false;
+  if (n == 0) return;
   const at::Tensor plan_t = plan_arg.is_neg() ? plan_arg.resolve_neg() : plan_arg;
   const at::Tensor params_t = params_arg.is_neg() ? params_arg.resolve_neg() : params_arg;
   const Table<int64_t> plan(plan_t);
@@ -343,7 +319,6 @@ bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor
   ext.reserve(n);
   start.reserve(n + 1);
   TmplCache cache;
-  bool any_random = false;
   const at::Device dev0 = tensors[0].device();
   constexpr int64_t kAhead = 8;
   for (int64_t i = 0; i < n; ++i) {
@@ -361,7 +336,7 @@ bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor
     }
     const at::Tensor& t = tensors[i];
     c10::TensorImpl* impl = t.unsafeGetTensorImpl();
-    const int64_t kind = plan(i, 0);
+    const int64_t kind = plan(i, PLAN_KIND);
     TORCH_CHECK_VALUE(kind >= KIND_UNIFORM && kind <= KIND_FILL, "paramops.multi_init_: kinds[", idx(i),
                       "] must be 0 (uniform), 1 (normal), 2 (trunc_normal) or 3 (fill), got ", idx(kind));
     TORCH_CHECK(impl->device() == dev0, "paramops.multi_init_: tensors[", idx(i), "] is on ",
@@ -369,7 +344,7 @@ bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor
                 "; all tensors must be on one device");
     // check_self's checks; a contiguous tensor has no internal overlap, so the
     // common case needs no call. Anything else gets check_self (and its message).
-    int dt = dtype_of(t.scalar_type());
+    int dt = dtype_code(t.scalar_type());
     bool contiguous = impl->layout() == at::kStrided && dt >= 0 && impl->device_type() == device &&
                       impl->is_contiguous();
     if (!contiguous) {
@@ -384,9 +359,9 @@ bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor
       tp.esize = static_cast<int32_t>(impl->itemsize());
       tp.job.dtype = dt;
       switch (kind) {
-        case KIND_UNIFORM: tp.job = uniform_job(dt, p[0], p[1], 0, 0, s); break;
-        case KIND_NORMAL: tp.job = normal_job(dt, p[0], p[1], 0, 0, s); break;
-        case KIND_TRUNC: tp.job = trunc_normal_job(dt, p[0], p[1], p[2], p[3], 0, 0, s); break;
+        case KIND_UNIFORM: tp.job = uniform_job(dt, p[0], p[1], s); break;
+        case KIND_NORMAL: tp.job = normal_job(dt, p[0], p[1], s); break;
+        case KIND_TRUNC: tp.job = trunc_normal_job(dt, p[0], p[1], p[2], p[3], s); break;
         default:
           check_fill(dt, p[0], s);
           tp.fill_bits = fill_bits(dt, p[0]);
@@ -400,16 +375,15 @@ bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor
     Entry e;
     e.offset = 0;
     if (kind != KIND_FILL) {
-      e.offset = plan(i, 3);
+      e.offset = plan(i, PLAN_OFFSET);
       if (e.offset < 0 || e.offset > std::numeric_limits<int64_t>::max() - numel) {
         check_offset(t, e.offset, Subject{kOp, i});  // raises
       }
-      any_random = true;
     }
     if (numel == 0) continue;
     e.data = static_cast<char*>(impl->mutable_data());
-    e.seed = plan(i, 1);
-    e.stream = plan(i, 2);
+    e.seed = plan(i, PLAN_SEED);
+    e.stream = plan(i, PLAN_STREAM);
     e.index = i;
     e.tmpl = tm;
     const auto lo = reinterpret_cast<uintptr_t>(e.data);
@@ -423,63 +397,24 @@ bool prepare_multi(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor
     }
   }
   check_disjoint(tensors, ext, scratch.tmp, scratch.count);
-  for (int64_t i = 0; i < n; ++i) bump_version(tensors[i]);  // all checked: nothing written yet
-  return any_random;
-}
-
-namespace {
-
-void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& params_arg) {
-  IeeeDefaults fp_defaults;
-  ScratchLease lease;
-  Scratch& scratch = lease.get();
-  const bool any_random = prepare_multi(tensors, plan_arg, params_arg, c10::DeviceType::CPU, scratch);
-  const std::vector<Entry>&fused = scratch.fused, &strided = scratch.strided;
-  const std::vector<Tmpl>& tmpls = scratch.tmpls;
-  const std::vector<int64_t>& start = scratch.start;
-  const GenFn gen = any_random ? choose_isa().gen : nullptr;  // may raise (PARAMOPS_CPU_ISA)
-
-  // ---- the contiguous entries: one parallel pass over their concatenation
-  parallel_blocks(start.back(), kBlock, kGrain, [&](int64_t b, int64_t e) {
-    size_t k = std::upper_bound(start.begin(), start.end(), b) - start.begin() - 1;
-    Job job;
-    while (b < e) {
-      const Entry& en = fused[k];
-      const Tmpl& tp = tmpls[en.tmpl];
-      const int64_t first = b - start[k], m = std::min(e, start[k + 1]) - b;
-      char* dst = en.data + first * tp.esize;
-      if (tp.kind != KIND_FILL) {
-        job = tp.job;
-        job.seed = static_cast<uint64_t>(en.seed);
-        job.stream = static_cast<uint64_t>(en.stream);
-        gen(job, en.offset + first, m, dst, 1);
-      } else {
-        switch (tp.esize) {
-          case 2: fill_run<uint16_t>(dst, m, tp.fill_bits); break;
-          case 4: fill_run<uint32_t>(dst, m, tp.fill_bits); break;
-          default: fill_run<uint64_t>(dst, m, tp.fill_bits); break;
-        }
-      }
-      b += m;
-      ++k;
+  for (int64_t i = 0; i < n; ++i) check_writable(tensors[i]);
+  // All checked: the seeds (one per random entry, empty ones included, in list order, as
+  // the single ops would draw them one by one), then the version bumps.
+  if (draw_seeds) {
+    std::vector<int64_t>& seeds = scratch.seeds;
+    seeds.assign(n, 0);
+    int64_t nrand = 0;
+    for (int64_t i = 0; i < n; ++i) nrand += plan(i, PLAN_KIND) != KIND_FILL;
+    std::vector<int64_t> drawn(nrand);
+    ::paramops::cpu::draw_seeds(gen, nrand, drawn.data());
+    for (int64_t i = 0, k = 0; i < n; ++i) {
+      if (plan(i, PLAN_KIND) != KIND_FILL) seeds[i] = drawn[k++];
     }
-  });
-
-  // ---- the others: the single ops' strided path, one by one
-  for (const Entry& en : strided) {
-    const Tmpl& tp = tmpls[en.tmpl];
-    if (tp.kind != KIND_FILL) {
-      Job job = tp.job;
-      job.seed = static_cast<uint64_t>(en.seed);
-      job.stream = static_cast<uint64_t>(en.stream);
-      run(tensors[en.index], job, en.offset, gen);
-    } else {
-      fill_below_autograd(tensors[en.index], tp.fill_value);
-    }
+    for (Entry& e : fused) e.seed = seeds[e.index];
+    for (Entry& e : strided) e.seed = seeds[e.index];
   }
+  for (int64_t i = 0; i < n; ++i) bump_version(tensors[i]);
 }
-
-}  // namespace
 
 // Drops the op's arguments from the stack. When the stack holds the last
 // reference to the list, that releases every tensor's reference, and for a
@@ -488,7 +423,7 @@ void multi_init(Tensors tensors, const at::Tensor& plan_arg, const at::Tensor& p
 // tensors that is 10,000 GIL hand-overs, about 0.3 ms. Here the GIL is taken
 // once around the whole release instead, when torch would take it anyway (some
 // tensor has a Python object) and this thread does not hold it.
-void drop_args(torch::jit::Stack& stack, size_t a) {
+void drop_args(torch::jit::Stack& stack, size_t a, size_t n) {
   const c10::IValue& list = stack[a];
   bool take_gil = false;
   if (list.isList() && list.use_count() == 1 && Py_IsInitialized()) {
@@ -500,31 +435,35 @@ void drop_args(torch::jit::Stack& stack, size_t a) {
     }
   }
   if (!take_gil) {
-    torch::jit::drop(stack, 3);
+    torch::jit::drop(stack, n);
     return;
   }
   const PyGILState_STATE gil = PyGILState_Ensure();
-  torch::jit::drop(stack, 3);
+  torch::jit::drop(stack, n);
   PyGILState_Release(gil);
 }
 
-namespace {
-
-// Boxed: the tensor list is read in place from the stack (see Tensors).
-void multi_init_cpu(const c10::OperatorHandle&, torch::jit::Stack* stack) {
-  const size_t a = stack->size() - 3;
-  multi_init(Tensors{(*stack)[a].toListRef()}, (*stack)[a + 1].toTensor(), (*stack)[a + 2].toTensor());
-  drop_args(*stack, a);
+// Boxed: the tensor list is read in place from the stack (see Tensors). Arguments:
+// (tensors, plan, params, *, generator=None, draw_seeds=False).
+template <int kSlot>
+void multi_init_kernel(const c10::OperatorHandle&, torch::jit::Stack* stack) {
+  const size_t a = stack->size() - 5;
+  {
+    IeeeDefaults fp_defaults;
+    ScratchLease lease;
+    Scratch& scratch = lease.get();
+    const Subject s{"multi_init_"};
+    const c10::IValue& g = (*stack)[a + 3];
+    const at::Generator gen = generator_of(g.isNone() ? std::nullopt : std::optional<int64_t>(g.toInt()), s);
+    const Tensors tensors{(*stack)[a].toListRef()};
+    prepare_multi(tensors, (*stack)[a + 1].toTensor(), (*stack)[a + 2].toTensor(), gen, (*stack)[a + 4].toBool(),
+                  slot_device(kSlot), scratch);
+    if (!scratch.fused.empty() || !scratch.strided.empty()) writer_of(kSlot, "multi_init_").multi(tensors, scratch);
+  }
+  drop_args(*stack, a, 5);
 }
+template void multi_init_kernel<SLOT_CPU>(const c10::OperatorHandle&, torch::jit::Stack*);
+template void multi_init_kernel<SLOT_CUDA>(const c10::OperatorHandle&, torch::jit::Stack*);
 
-}  // namespace
 }  // namespace cpu
 }  // namespace paramops
-
-#define PARAMOPS_MULTI_KERNEL \
-  torch::CppFunction::makeFromBoxedFunction<&paramops::cpu::multi_init_cpu>()
-TORCH_LIBRARY_IMPL(paramops, CPU, m) { m.impl("multi_init_", PARAMOPS_MULTI_KERNEL); }
-// A list with a sparse tensor dispatches to these keys: the same kernel, whose
-// checks refuse it with the layout message.
-TORCH_LIBRARY_IMPL(paramops, SparseCPU, m) { m.impl("multi_init_", PARAMOPS_MULTI_KERNEL); }
-TORCH_LIBRARY_IMPL(paramops, SparseCsrCPU, m) { m.impl("multi_init_", PARAMOPS_MULTI_KERNEL); }

@@ -30,8 +30,7 @@
 namespace paramops {
 namespace cuda {
 
-// Distributions; also multi_init_'s kinds (paramops/multi.py).
-enum Dist { DIST_UNIFORM = 0, DIST_NORMAL = 1, DIST_TRUNC = 2, DIST_FILL = 3 };
+// The kinds (KIND_*) and dtypes (DT_*) are paramops/codes.h's.
 
 // One call of uniform_/normal_/trunc_normal_: the CPU's Job (cpu/job.h),
 // parameters already rounded to the compute type (pf for 16/32-bit outputs,
@@ -40,8 +39,8 @@ enum Dist { DIST_UNIFORM = 0, DIST_NORMAL = 1, DIST_TRUNC = 2, DIST_FILL = 3 };
 //   normal:  p[0] = c(mean), p[1] = c(std)
 //   trunc:   p[0..5] = c(pa), c(dp), c(mean), c(sstd), c(lo), c(hi)
 struct Gen {
-  int32_t dist;   // Dist (not DIST_FILL)
-  int32_t dtype;  // paramops::DType
+  int32_t kind;   // KIND_* (not KIND_FILL)
+  int32_t dtype;  // DT_* (paramops/codes.h)
   uint64_t seed;
   uint64_t stream;
   float pf[6];
@@ -76,8 +75,8 @@ struct MultiEntry {
   int64_t offset;   // global index of element 0 (0 for fill)
   uint64_t seed;
   uint64_t stream;
-  int32_t kind;     // Dist, DIST_FILL included
-  int32_t dtype;    // paramops::DType
+  int32_t kind;     // KIND_*, KIND_FILL included
+  int32_t dtype;    // DT_* (paramops/codes.h)
   uint64_t p[6];    // parameters in the compute type: binary64 bits (float64 output) or
                     // binary32 bits in the low word; fill: p[0] = the value's bits in the output dtype
 };
@@ -108,10 +107,10 @@ PARAMOPS_HD void call_words(const float* pf, const double* pd, uint64_t c, uint6
   if (DT == DT_F64) {
     const uint64_t a = join64(x.x0, x.x1), b = join64(x.x2, x.x3);
     double v0, v1;
-    if (D == DIST_UNIFORM) {
+    if (D == KIND_UNIFORM) {
       v0 = uniform_value_f64(a, pd[0], pd[1]);
       v1 = uniform_value_f64(b, pd[0], pd[1]);
-    } else if (D == DIST_NORMAL) {
+    } else if (D == KIND_NORMAL) {
       double z0, z1;
       box_muller_f64(a, b, z0, z1);
       v0 = normal_value_f64(z0, pd[0], pd[1]);
@@ -127,12 +126,12 @@ PARAMOPS_HD void call_words(const float* pf, const double* pd, uint64_t c, uint6
     w[3] = (uint32_t)(b1 >> 32);
   } else {
     float v[4];
-    if (D == DIST_UNIFORM) {
+    if (D == KIND_UNIFORM) {
       v[0] = uniform_value_f32(x.x0, pf[0], pf[1]);
       v[1] = uniform_value_f32(x.x1, pf[0], pf[1]);
       v[2] = uniform_value_f32(x.x2, pf[0], pf[1]);
       v[3] = uniform_value_f32(x.x3, pf[0], pf[1]);
-    } else if (D == DIST_NORMAL) {
+    } else if (D == KIND_NORMAL) {
       float z0, z1, z2, z3;
       box_muller_f32(x.x0, x.x1, z0, z1);
       box_muller_f32(x.x2, x.x3, z2, z3);
@@ -500,7 +499,7 @@ template <int D, int DT>
 PARAMOPS_HD void multi_call(const MultiEntry& e, uint64_t c) {
   const int L = DT == DT_F64 ? 2 : 4, ES = DT == DT_F64 ? 8 : (DT == DT_F32 ? 4 : 2);
   uint32_t w[4];
-  if (D == DIST_FILL) {
+  if (D == KIND_FILL) {
     const uint32_t lo = (uint32_t)e.p[0], hi = (uint32_t)(e.p[0] >> 32);
     w[0] = lo;
     w[1] = ES == 8 ? hi : lo;
@@ -515,7 +514,7 @@ PARAMOPS_HD void multi_call(const MultiEntry& e, uint64_t c) {
     }
     uint32_t keys[20];
     philox_keys(e.seed, keys);
-    call_words<D == DIST_FILL ? DIST_UNIFORM : D, DT>(pf, pd, c, e.stream, keys, w);
+    call_words<D == KIND_FILL ? KIND_UNIFORM : D, DT>(pf, pd, c, e.stream, keys, w);
   }
   store_call_contig<ES>(reinterpret_cast<char*>((uintptr_t)e.data), (int64_t)(c * (uint64_t)L) - e.offset,
                         e.numel, w);
@@ -524,10 +523,10 @@ PARAMOPS_HD void multi_call(const MultiEntry& e, uint64_t c) {
 template <int DT>
 PARAMOPS_HD void multi_call_dt(const MultiEntry& e, uint64_t c) {
   switch (e.kind) {
-    case DIST_UNIFORM: multi_call<DIST_UNIFORM, DT>(e, c); break;
-    case DIST_NORMAL: multi_call<DIST_NORMAL, DT>(e, c); break;
-    case DIST_TRUNC: multi_call<DIST_TRUNC, DT>(e, c); break;
-    default: multi_call<DIST_FILL, DT>(e, c); break;
+    case KIND_UNIFORM: multi_call<KIND_UNIFORM, DT>(e, c); break;
+    case KIND_NORMAL: multi_call<KIND_NORMAL, DT>(e, c); break;
+    case KIND_TRUNC: multi_call<KIND_TRUNC, DT>(e, c); break;
+    default: multi_call<KIND_FILL, DT>(e, c); break;
   }
 }
 
@@ -572,13 +571,13 @@ PARAMOPS_HD MultiEntry make_multi_entry(uint64_t data, int64_t numel, int64_t of
   MultiEntry e;
   e.data = data;
   e.numel = numel;
-  e.offset = kind == DIST_FILL ? 0 : offset;
+  e.offset = kind == KIND_FILL ? 0 : offset;
   e.seed = seed;
   e.stream = stream;
   e.kind = kind;
   e.dtype = dtype;
   for (int k = 0; k < 6; ++k) {
-    e.p[k] = kind == DIST_FILL ? (k == 0 ? fill_bits : 0)
+    e.p[k] = kind == KIND_FILL ? (k == 0 ? fill_bits : 0)
                                : (dtype == DT_F64 ? f64_bits(pd[k]) : (uint64_t)f32_bits(pf[k]));
   }
   return e;

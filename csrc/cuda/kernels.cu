@@ -79,19 +79,19 @@ int tiled_dt(const Gen& g, void* base, const Tiled<DM>& td, int64_t outer, int64
 
 // Dispatch on (dist, dtype) to F<D, DT>::run(args...).
 #define PARAMOPS_DISPATCH(FN, g, ...)                                        \
-  switch ((g).dtype * 3 + (g).dist) {                                        \
-    case DT_F32 * 3 + DIST_UNIFORM: return FN<DIST_UNIFORM, DT_F32>(__VA_ARGS__); \
-    case DT_F32 * 3 + DIST_NORMAL: return FN<DIST_NORMAL, DT_F32>(__VA_ARGS__);   \
-    case DT_F32 * 3 + DIST_TRUNC: return FN<DIST_TRUNC, DT_F32>(__VA_ARGS__);     \
-    case DT_F64 * 3 + DIST_UNIFORM: return FN<DIST_UNIFORM, DT_F64>(__VA_ARGS__); \
-    case DT_F64 * 3 + DIST_NORMAL: return FN<DIST_NORMAL, DT_F64>(__VA_ARGS__);   \
-    case DT_F64 * 3 + DIST_TRUNC: return FN<DIST_TRUNC, DT_F64>(__VA_ARGS__);     \
-    case DT_F16 * 3 + DIST_UNIFORM: return FN<DIST_UNIFORM, DT_F16>(__VA_ARGS__); \
-    case DT_F16 * 3 + DIST_NORMAL: return FN<DIST_NORMAL, DT_F16>(__VA_ARGS__);   \
-    case DT_F16 * 3 + DIST_TRUNC: return FN<DIST_TRUNC, DT_F16>(__VA_ARGS__);     \
-    case DT_BF16 * 3 + DIST_UNIFORM: return FN<DIST_UNIFORM, DT_BF16>(__VA_ARGS__); \
-    case DT_BF16 * 3 + DIST_NORMAL: return FN<DIST_NORMAL, DT_BF16>(__VA_ARGS__);   \
-    case DT_BF16 * 3 + DIST_TRUNC: return FN<DIST_TRUNC, DT_BF16>(__VA_ARGS__);     \
+  switch ((g).dtype * 3 + (g).kind) {                                        \
+    case DT_F32 * 3 + KIND_UNIFORM: return FN<KIND_UNIFORM, DT_F32>(__VA_ARGS__); \
+    case DT_F32 * 3 + KIND_NORMAL: return FN<KIND_NORMAL, DT_F32>(__VA_ARGS__);   \
+    case DT_F32 * 3 + KIND_TRUNC: return FN<KIND_TRUNC, DT_F32>(__VA_ARGS__);     \
+    case DT_F64 * 3 + KIND_UNIFORM: return FN<KIND_UNIFORM, DT_F64>(__VA_ARGS__); \
+    case DT_F64 * 3 + KIND_NORMAL: return FN<KIND_NORMAL, DT_F64>(__VA_ARGS__);   \
+    case DT_F64 * 3 + KIND_TRUNC: return FN<KIND_TRUNC, DT_F64>(__VA_ARGS__);     \
+    case DT_F16 * 3 + KIND_UNIFORM: return FN<KIND_UNIFORM, DT_F16>(__VA_ARGS__); \
+    case DT_F16 * 3 + KIND_NORMAL: return FN<KIND_NORMAL, DT_F16>(__VA_ARGS__);   \
+    case DT_F16 * 3 + KIND_TRUNC: return FN<KIND_TRUNC, DT_F16>(__VA_ARGS__);     \
+    case DT_BF16 * 3 + KIND_UNIFORM: return FN<KIND_UNIFORM, DT_BF16>(__VA_ARGS__); \
+    case DT_BF16 * 3 + KIND_NORMAL: return FN<KIND_NORMAL, DT_BF16>(__VA_ARGS__);   \
+    case DT_BF16 * 3 + KIND_TRUNC: return FN<KIND_TRUNC, DT_BF16>(__VA_ARGS__);     \
     default: return (int)cudaErrorInvalidValue;                              \
   }
 

@@ -1,14 +1,10 @@
-// paramops CUDA kernels: the torch binding (compiled by the host compiler as
-// part of the CUDAExtension; the kernels are in cuda/kernels.cu).
+// paramops CUDA kernels: the CUDA writer (cpu/writer.h; compiled by the host
+// compiler as part of the CUDAExtension; the kernels are in cuda/kernels.cu).
 //
-// The checks, per-call parameters (Job builders), multi_init_'s entry
-// preparation and overlap check and the version bump are the CPU kernels'
-// (cpu/ops_common.h, cpu/multi_common.h), with the CUDA device type; messages
-// are therefore the same. Then: device guard, current stream, launch.
-//
-// Nothing is registered when the library loads: register_kernels() (exposed
-// as paramops._C.register_cuda()) registers the five ops for the CUDA dispatch
-// key on demand, so that Python chooses which backend serves CUDA tensors.
+// The checks, the seeds, multi_init_'s entry preparation and overlap check and
+// the version bump are done by the ops' kernels (cpu/single.h, cpu/multi.h) for
+// every device, so messages are the same. The writer does the rest: device
+// guard, current stream, launch. paramops._C.register("cuda", None) installs it.
 #include <ATen/ATen.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/cuda/CUDAGraphsC10Utils.h>
@@ -24,8 +20,8 @@
 #include <vector>
 
 #include "cpu/job.h"
-#include "cpu/multi_common.h"
-#include "cpu/ops_common.h"
+#include "cpu/multi.h"
+#include "cpu/writer.h"
 #include "cuda/launch.h"
 #include "paramops/transforms.h"
 
@@ -34,7 +30,6 @@ namespace cuda {
 namespace {
 
 using cpu::Job;
-using cpu::Subject;
 constexpr c10::DeviceType kCUDA = c10::DeviceType::CUDA;
 
 void check_launch(int err, const char* op) {
@@ -60,7 +55,7 @@ void* current_stream(int device) { return c10::cuda::getCurrentCUDAStream(device
 Gen gen_of(const Job& j) {
   Gen g;
   std::memset(&g, 0, sizeof g);
-  g.dist = j.dist;
+  g.kind = j.kind;
   g.dtype = j.dtype;
   g.seed = j.seed;
   g.stream = j.stream;
@@ -150,23 +145,6 @@ void write(const at::Tensor& t, const Gen& g, int64_t offset, const char* op) {
   }
 }
 
-// ---------------------------------------------------------------- single ops
-// The CUDA policy of cpu::SingleOps (cpu/ops_common.h): the checks are the CPU kernels'.
-struct Cuda {
-  static constexpr c10::DeviceType kDevice = kCUDA;
-  static void write(const at::Tensor& self, const Job& job, int64_t offset, const char* op) {
-    const c10::cuda::CUDAGuard guard(self.device());
-    cuda::write(self, gen_of(job), offset, op);
-  }
-  // torch's own CUDA fill (the value converted as c10::Scalar converts it: the bits of the
-  // CPU's fill_).
-  static void fill(const at::Tensor& self, double value) {
-    const c10::cuda::CUDAGuard guard(self.device());
-    cpu::fill_below_autograd(self, value);
-  }
-};
-using Ops = cpu::SingleOps<Cuda>;
-
 // ---------------------------------------------------------------- multi_init_
 // All contiguous entries, every kind and dtype, in one launch: their metadata
 // (MultiEntry, 96 bytes each, parameters already in the compute type) and the
@@ -174,12 +152,8 @@ using Ops = cpu::SingleOps<Cuda>;
 // buffer and one async copy; the kernel maps each block's chunk of calls to
 // entries by binary search (cuda/generate.cuh). Strided entries take the
 // single ops' strided kernel, one launch each, on the same stream.
-void multi_init(cpu::Tensors tensors, const at::Tensor& plan, const at::Tensor& params) {
+void multi_write(cpu::Tensors tensors, const cpu::Scratch& sc) {
   constexpr const char* op = "multi_init_";
-  cpu::IeeeDefaults fp_defaults;
-  cpu::ScratchLease lease;
-  cpu::Scratch& sc = lease.get();
-  cpu::prepare_multi(tensors, plan, params, kCUDA, sc);
   if (sc.fused.empty() && sc.strided.empty()) return;
   const int64_t first = sc.fused.empty() ? sc.strided[0].index : sc.fused[0].index;
   const at::Device device = tensors[first].device();
@@ -211,7 +185,7 @@ void multi_init(cpu::Tensors tensors, const at::Tensor& plan, const at::Tensor& 
   }
   for (const cpu::Entry& en : sc.strided) {
     const cpu::Tmpl& tp = sc.tmpls[en.tmpl];
-    if (tp.kind != cpu::KIND_FILL) {
+    if (tp.kind != KIND_FILL) {
       Job job = tp.job;
       job.seed = static_cast<uint64_t>(en.seed);
       job.stream = static_cast<uint64_t>(en.stream);
@@ -222,38 +196,23 @@ void multi_init(cpu::Tensors tensors, const at::Tensor& plan, const at::Tensor& 
   }
 }
 
-// Boxed: the tensor list is read in place from the stack (cpu::Tensors).
-void multi_init_cuda(const c10::OperatorHandle&, torch::jit::Stack* stack) {
-  const size_t a = stack->size() - 3;
-  multi_init(cpu::Tensors{(*stack)[a].toListRef()}, (*stack)[a + 1].toTensor(), (*stack)[a + 2].toTensor());
-  cpu::drop_args(*stack, a);
-}
-
-std::unique_ptr<torch::Library> make_library(c10::DispatchKey key) {
-  auto lib = std::make_unique<torch::Library>(torch::Library::IMPL, "paramops", key, __FILE__, __LINE__);
-  lib->impl("uniform_", &Ops::uniform);
-  lib->impl("normal_", &Ops::normal);
-  lib->impl("trunc_normal_", &Ops::trunc_normal);
-  lib->impl("fill_", &Ops::fill);
-  lib->impl("multi_init_", torch::CppFunction::makeFromBoxedFunction<&multi_init_cuda>());
-  return lib;
-}
+class CudaWriter final : public cpu::Writer {
+ public:
+  void random(const at::Tensor& self, const Job& job, int64_t offset, const char* op) override {
+    const c10::cuda::CUDAGuard guard(self.device());
+    write(self, gen_of(job), offset, op);
+  }
+  void multi(cpu::Tensors tensors, const cpu::Scratch& sc) override { multi_write(tensors, sc); }
+};
 
 }  // namespace
 
-// The five ops for CUDA tensors; sparse CUDA tensors reach the same kernels,
-// whose checks refuse them with the layout message (as on the CPU).
-// Idempotent; the registrations live until the library is unloaded.
-void register_kernels() {
-  static std::mutex mu;
-  static std::unique_ptr<torch::Library> libs[3];
-  const std::lock_guard<std::mutex> lock(mu);
-  if (libs[0]) return;
-  std::unique_ptr<torch::Library> made[3] = {make_library(c10::DispatchKey::CUDA),
-                                             make_library(c10::DispatchKey::SparseCUDA),
-                                             make_library(c10::DispatchKey::SparseCsrCUDA)};
-  for (int k = 0; k < 3; ++k) libs[k] = std::move(made[k]);
-}
-
 }  // namespace cuda
+
+namespace cpu {
+Writer* cuda_writer() {
+  static cuda::CudaWriter w;
+  return &w;
+}
+}  // namespace cpu
 }  // namespace paramops

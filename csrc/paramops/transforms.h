@@ -6,6 +6,7 @@
 // operations appear, so every backend produces the same bits.
 #pragma once
 #include "paramops/common.h"
+#include "paramops/codes.h"
 #include "paramops/constants.h"
 
 namespace paramops {
@@ -207,8 +208,7 @@ PARAMOPS_HD uint16_t f16_bits(float x) {
   return (uint16_t)(sign | r);
 }
 
-// ---------------------------------------------------------------- output dtypes
-enum DType { DT_F32 = 0, DT_F64 = 1, DT_F16 = 2, DT_BF16 = 3 };
+// ---------------------------------------------------------------- output dtypes (codes.h: DT_*)
 
 PARAMOPS_HD float bf16_value(uint16_t h) { return f32_from((uint32_t)h << 16); }
 PARAMOPS_HD float f16_value(uint16_t h) {
@@ -241,6 +241,24 @@ PARAMOPS_HD double dtype_bound(double a, int dtype, bool up) {
     v = dtype == DT_F16 ? f16_value(h) : bf16_value(h);
   }
   return (double)v;
+}
+
+// The largest finite value of `dtype`, as a double.
+PARAMOPS_HD double dtype_max(int dtype) {
+  switch (dtype) {
+    case DT_F16: return 65504.0;
+    case DT_BF16: return (double)bf16_value(0x7F7Fu);
+    case DT_F32: return (double)f32_from(0x7F7FFFFFu);
+    default: return f64_from(0x7FEFFFFFFFFFFFFFull);
+  }
+}
+
+// trunc_normal_'s bound as it is used: an infinite bound is the dtype's extreme finite
+// value, so that the truncated distribution is exactly the normal restricted to what the
+// dtype can hold (no value is ever +-inf); a finite bound as given.
+PARAMOPS_HD double trunc_bound(double a, int dtype) {
+  if ((f64_bits(a) & 0x7FFFFFFFFFFFFFFFull) == 0x7FF0000000000000ull) return a < 0.0 ? -dtype_max(dtype) : dtype_max(dtype);
+  return a;
 }
 
 // ---------------------------------------------------------------- per-call constants (double)
@@ -291,7 +309,9 @@ struct TruncSetup {
   double pa;    // Phi(alpha') (after the mirror)
   double dp;    // Phi(beta') - Phi(alpha')
   double sstd;  // std, negated when mirrored
-  bool ok;      // false: the interval lies too far in the tail for the compute type
+  bool tail;    // Phi(beta') is below 2^-100 (binary32 compute; 2^-1000 for binary64): the
+                // interval lies too far in the tail for the compute type
+  bool ok;      // neither too far in the tail nor so narrow that dp is 0
 };
 PARAMOPS_HD TruncSetup trunc_setup(double mean, double std, double a, double b, bool f64) {
   double al = (a - mean) / std, be = (b - mean) / std;
@@ -302,7 +322,8 @@ PARAMOPS_HD TruncSetup trunc_setup(double mean, double std, double a, double b, 
   double pb = normal_cdf(hi);
   t.dp = pb - t.pa;
   t.sstd = flip ? -std : std;
-  t.ok = pb >= (f64 ? 0x1p-1000 : 0x1p-100) && t.dp > 0.0;
+  t.tail = !(pb >= (f64 ? 0x1p-1000 : 0x1p-100));
+  t.ok = !t.tail && t.dp > 0.0;
   return t;
 }
 

@@ -1,0 +1,62 @@
+// paramops kernels: who writes the values. Every op has one C++ kernel per device
+// slot (CPU, CUDA), which checks its arguments, draws its seed, bumps the version
+// counter and then either hands the call to an active Capture (fused mode) or to
+// the slot's Writer. A Writer only writes: the C++ CPU generators (driver.cpp), the
+// CUDA kernels (cuda/ops.cpp), or a Python object (py_writer.cpp: the Triton
+// kernels, the Python reference). paramops/_register.py chooses them.
+#pragma once
+#include <ATen/ATen.h>
+
+#include "cpu/job.h"
+
+namespace paramops {
+namespace cpu {
+
+struct Scratch;
+struct Tensors;
+
+class Writer {
+ public:
+  virtual ~Writer() = default;
+  // A checked random op: elements [offset, offset + numel) of job's stream into self
+  // (numel > 0, any strides).
+  virtual void random(const at::Tensor& self, const Job& job, int64_t offset, const char* op) = 0;
+  // A checked multi_init_: every entry of sc (prepare_multi: seeds set, versions bumped).
+  virtual void multi(Tensors tensors, const Scratch& sc) = 0;
+};
+
+enum Slot { SLOT_CPU = 0, SLOT_CUDA = 1, kNumSlots = 2 };
+
+constexpr c10::DeviceType slot_device(int slot) {
+  return slot == SLOT_CPU ? c10::DeviceType::CPU : c10::DeviceType::CUDA;
+}
+
+// The slot's writer; raises if none was registered (cannot happen once the kernels are).
+Writer& writer_of(int slot, const char* op);
+// Installs w (kept alive for the life of the process: a kernel may still be using the old one).
+void set_writer(int slot, Writer* w);
+// Registers every op's kernel for the slot's dispatch keys (once) and installs w (register.cpp).
+void register_slot(int slot, Writer* w);
+
+// The native writers: the CPU's (driver.cpp) and, in a build with CUDA, the CUDA's
+// (cuda/ops.cpp; nullptr without).
+Writer* cpu_writer();
+Writer* cuda_writer();
+// A writer that calls the Python object `obj` (its random / multi methods, py_writer.cpp).
+Writer* python_writer(void* obj);
+
+// torch's in-place ops bump the autograd version counter (ADInplaceOrView) before they
+// write; custom ops get no such kernel, so the kernels do, after their checks.
+inline void bump_version(const at::Tensor& t) { t.unsafeGetTensorImpl()->bump_version(); }
+
+// Tensor.fill_ below autograd, as the write of fill_ (and of multi_init_'s strided fill
+// entries): the op as a whole is what autograd sees, and its kernel bumped the version
+// counter already. The value is converted as c10::Scalar converts it.
+inline void fill_below_autograd(const at::Tensor& self, double value) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  at::Tensor t = self;
+  t.fill_(value);
+}
+
+}  // namespace cpu
+}  // namespace paramops
