@@ -131,8 +131,8 @@ class Capture:
         _tls.stack = _tls.stack[:-1]
         try:
             if self._id is not None:
-                recorded, flushes, written = _ext.C.capture_exit(self._id)
-                self._id = None
+                cid, self._id = self._id, None
+                recorded, flushes, written = _ext.C.capture_exit(cid)
             else:
                 eng, self._engine = self._engine, None
                 eng.__exit__(exc_type, exc, tb)
@@ -365,7 +365,7 @@ def _capturable(t):
     # engine; the C++ one handles them. docs/architecture.md.)
     return (isinstance(t, torch.Tensor) and t.dtype in _checks.FLOAT_DTYPES and t.device.type in ("cpu", "cuda")
             and t.layout == torch.strided and not t.is_neg()
-            and not (t.is_inference() and not torch.is_inference_mode_enabled())
+            and not t.is_inference()  # a flush outside inference mode could not write it: run at once
             and torch._debug_has_internal_overlap(t) != 1)
 
 

@@ -187,8 +187,7 @@ def _served(op, tensor, *args, generator=None):
         else:
             op(tensor, *args, generator=generator)
     except Exception:
-        if isinstance(tensor, torch.Tensor) and tensor.is_inference() and not torch.is_inference_mode_enabled():
-            raise  # torch's own error, raised before anything is written (torch writes, then raises)
+        _refused(tensor)
         return False
     return True
 
@@ -269,26 +268,40 @@ def _real(x):
         return None
 
 
-def _reals(a, b=0.0):
-    """Whether the parameters are ones _real takes (Python floats, the common case, cost a test each)."""
-    return (type(a) is float or _real(a) is not None) and (type(b) is float or _real(b) is not None)
-
-
 # ------------------------------------------------------------------ the single-op primitives
+def _refused(tensor):
+    """The op refused the call (nothing was drawn or written): torch takes it, except that an
+    inference tensor written outside inference mode raises torch's error now, before anything
+    is written (torch writes, then raises). Called in the except clause: re-raises there."""
+    if isinstance(tensor, torch.Tensor) and tensor.is_inference() and not torch.is_inference_mode_enabled():
+        raise  # noqa: PLE0704  (the op's exception: torch's own message)
+
+
+def _two(op, torch_name, tensor, a, b, generator, name):
+    """uniform_ and normal_ (and the inits that compute their parameters): the paramops op when
+    it takes the call, else torch's function. Written out in one function: a tiny tensor's
+    init is mostly Python calls."""
+    if ((type(tensor) in _PLAIN or _plain(tensor)) and (type(a) is float or _real(a) is not None)
+            and (type(b) is float or _real(b) is not None)):
+        try:
+            if generator is None:
+                op(tensor, a, b)  # (a keyword argument costs the call a microsecond)
+                return tensor
+            h = _generator(generator, tensor.device.type)
+            if h != _TORCH_TAKES:
+                op(tensor, a, b, generator=h)
+                return tensor
+        except Exception:
+            _refused(tensor)
+    return _delegate(name, _TORCH[torch_name], tensor, a, b, generator)
+
+
 def _uniform(tensor, a, b, generator, name):
-    if _plain(tensor) and _reals(a, b):
-        h = None if generator is None else _generator(generator, tensor.device.type)
-        if h != _TORCH_TAKES and _served(_uniform_op, tensor, a, b, generator=h):
-            return tensor
-    return _delegate(name, _TORCH["_no_grad_uniform_"], tensor, a, b, generator)
+    return _two(_uniform_op, "_no_grad_uniform_", tensor, a, b, generator, name)
 
 
 def _normal(tensor, mean, std, generator, name):
-    if _plain(tensor) and _reals(mean, std):
-        h = None if generator is None else _generator(generator, tensor.device.type)
-        if h != _TORCH_TAKES and _served(_normal_op, tensor, mean, std, generator=h):
-            return tensor
-    return _delegate(name, _TORCH["_no_grad_normal_"], tensor, mean, std, generator)
+    return _two(_normal_op, "_no_grad_normal_", tensor, mean, std, generator, name)
 
 
 def _norm_cdf(x):
@@ -324,24 +337,22 @@ def _trunc_normal(tensor, mean, std, a, b, generator, name):
 
 
 def _fill(tensor, val, name, torch_fn):
-    if _plain(tensor) and _reals(val) and _served_fill(tensor, val):
-        return tensor
+    if (type(tensor) in _PLAIN or _plain(tensor)) and (type(val) is float or _real(val) is not None):
+        try:
+            _fill_op(tensor, val)
+            return tensor
+        except Exception:
+            _refused(tensor)
     return _delegate(name, torch_fn, tensor, val)
 
 
-def _served_fill(tensor, value):
-    try:
-        _fill_op(tensor, value)
-    except Exception:
-        if isinstance(tensor, torch.Tensor) and tensor.is_inference() and not torch.is_inference_mode_enabled():
-            raise
-        return False
-    return True
-
-
 def _zero(tensor, name):
-    if _plain(tensor) and _served_fill(tensor, 0.0):
-        return tensor
+    if type(tensor) in _PLAIN or _plain(tensor):
+        try:
+            _fill_op(tensor, 0.0)
+            return tensor
+        except Exception:
+            _refused(tensor)
     return _delegate(name, _TORCH["_no_grad_zero_"], tensor)
 
 
@@ -372,14 +383,14 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Ge
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(
             uniform_, (tensor,), tensor=tensor, a=a, b=b, generator=generator)
-    return _uniform(tensor, a, b, generator, "uniform_")
+    return _two(_uniform_op, "_no_grad_uniform_", tensor, a, b, generator, "uniform_")
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(
             normal_, (tensor,), tensor=tensor, mean=mean, std=std, generator=generator)
-    return _normal(tensor, mean, std, generator, "normal_")
+    return _two(_normal_op, "_no_grad_normal_", tensor, mean, std, generator, "normal_")
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,

@@ -127,8 +127,10 @@ class Engine {
   // Writes the pending records on `keys` (all when null), wave by wave. `resolve` (the
   // keyed mode) sees them first, in record order, and may give new (seed, stream,
   // offset) triples; if it raises, nothing is dropped. final: no record will follow.
-  void flush_keys(const std::vector<uintptr_t>& keys, bool final) {
+  void flush_keys(std::vector<uintptr_t> keys, bool final) {
     Busy busy;  // also while resolve runs: the records below stay where they are
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     std::vector<Record*> recs;
     for (uintptr_t k : keys) {
       auto it = pending_.find(k);
@@ -366,7 +368,7 @@ bool record_aten(OpClass oc, const c10::IValue* args, Engine& e) {
                                              c10::DispatchKey::BatchedNestedTensor});
   if (self.key_set().has_any(wrappers) || self.is_neg()) return false;
   if (at::GradMode::is_enabled() && self.requires_grad()) return false;  // autograd raises or records it
-  if (self.is_inference() && !c10::InferenceMode::is_enabled()) return false;
+  if (self.is_inference()) return false;  // torch raises outside inference mode; inside, written at once
   if (at::has_internal_overlap(self) == at::MemOverlap::Yes) return false;
   int kind = KIND_FILL;
   double p[4] = {0.0, 0.0, 0.0, 0.0};
@@ -479,11 +481,12 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet ks, torch::jit:
 
 uintptr_t storage_key(const at::Tensor& t) {
   if (!t.defined() || !t.has_storage() || t.device().is_meta()) return 0;
-  return reinterpret_cast<uintptr_t>(t.storage().data());
+  return reinterpret_cast<uintptr_t>(t.unsafeGetTensorImpl()->unsafe_storage().data());
 }
 
 bool record(const at::Tensor& t, int kind, const double (&p)[4], int64_t seed, int64_t stream, int64_t offset) {
-  if (tls.stack.empty() || tls.busy > 0) return false;
+  // (An inference tensor is written at once: a flush outside inference mode could not write it.)
+  if (tls.stack.empty() || tls.busy > 0 || t.is_inference()) return false;
   Engine& e = *tls.stack.back();
   Busy busy;
   auto r = std::make_unique<Record>();
@@ -541,6 +544,10 @@ void flush(int64_t id) {
 std::tuple<int64_t, int64_t, int64_t> info(int64_t id) {
   std::shared_ptr<Engine> e = engine(id);
   return {e->recorded(), e->flushes(), static_cast<int64_t>(e->npending())};
+}
+
+std::pair<int64_t, bool> state() {
+  return {static_cast<int64_t>(tls.stack.size()), c10::impl::tls_is_dispatch_key_included(kKey)};
 }
 
 void flush_touching(const at::Tensor& t) {

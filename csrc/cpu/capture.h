@@ -48,6 +48,8 @@ std::tuple<int64_t, int64_t, int64_t> info(int64_t id);  // (recorded, flushes, 
 void flush_touching(const at::Tensor& t);
 // The identity of t's memory: its storage's address (0: none).
 uintptr_t storage_key(const at::Tensor& t);
+// (active Captures on this thread, whether the DeferredInit key is included): for the tests.
+std::pair<int64_t, bool> state();
 
 }  // namespace capture
 }  // namespace paramops

@@ -9,7 +9,8 @@
 //   generator_handle(g): the handle of torch.Generator g (seeds.h);
 //   draw_seed(handle or None): one seed, as the ops draw it;
 //   capture_enter / capture_exit / capture_flush / capture_info /
-//   capture_flush_touching / storage_key: the fused mode's engine (capture.h).
+//   capture_flush_touching / capture_state / storage_key: the fused mode's engine
+//   (capture.h).
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -155,6 +156,11 @@ PyObject* py_capture_flush_touching(PyObject*, PyObject* t) {
   END_HANDLE_TH_ERRORS
 }
 
+PyObject* py_capture_state(PyObject*, PyObject*) {
+  const auto [depth, included] = capture::state();
+  return Py_BuildValue("LO", static_cast<long long>(depth), included ? Py_True : Py_False);
+}
+
 PyObject* py_storage_key(PyObject*, PyObject* t) {
   HANDLE_TH_ERRORS
   return PyLong_FromUnsignedLongLong(capture::storage_key(tensor_arg(t, "storage_key")));
@@ -176,6 +182,8 @@ PyMethodDef methods[] = {
     {"capture_flush_touching", py_capture_flush_touching, METH_O,
      "Write the records pending on a tensor's memory in every active Capture."},
     {"storage_key", py_storage_key, METH_O, "The identity of a tensor's memory (its storage's address)."},
+    {"capture_state", py_capture_state, METH_NOARGS,
+     "(active Captures on this thread, whether the DeferredInit dispatch key is included)"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from .timing import LLAMA_LAYERS, available_bytes, llama_layers_for, numel_of
+from .timing import _err, available_bytes
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 DEFAULT_SIZES = {"cpu": [12, 16, 20, 24, 26], "cuda": [12, 16, 20, 24, 26, 28]}  # log2(numel)
@@ -65,6 +65,9 @@ def gpt2_params():
     return p
 
 
+LLAMA_LAYERS = 32
+
+
 def llama7b_params(n_layers=LLAMA_LAYERS):
     """Llama-7B shapes (embed, n_layers decoder layers, final norm, lm_head)."""
     d, ff, vocab = 4096, 11008, 32000
@@ -85,6 +88,27 @@ TINY_SHAPE = (10_000, 64)
 def tiny_params(n=TINY_SHAPE[0], m=TINY_SHAPE[1]):
     """n tensors of m elements, all weights with std 0.02: the per-call overhead case."""
     return [(f"t.{i}", (m,), "w", 0.02) for i in range(n)]
+
+
+def numel_of(params):
+    return sum(math.prod(shape) for _, shape, _, _ in params)
+
+
+def llama_layers_for(device, dtype=torch.bfloat16, requested=None):
+    """How many decoder layers to bench: requested, else the full 32 when
+    that takes at most 1/4 (CPU) or 1/2 (GPU) of free memory, else as many as
+    fit in min(that, 1.5 GiB) on CPU, at least 1."""
+    if requested:
+        return min(int(requested), LLAMA_LAYERS)
+    es = torch.empty((), dtype=dtype).element_size()
+    share = available_bytes(device) // (2 if device == "cuda" else 4)
+    if numel_of(llama7b_params()) * es <= share:
+        return LLAMA_LAYERS
+    if device == "cpu":
+        share = min(share, int(1.5 * 2**30))
+    base = numel_of(llama7b_params(0)) * es
+    per_layer = numel_of(llama7b_params(1)) * es - base
+    return max(1, min(LLAMA_LAYERS, (share - base) // per_layer))
 
 
 # The ways of initialising a model's tensor list, timed side by side on the same tensors.
@@ -252,10 +276,6 @@ def check_ways(params, weight_op, tensors, ways=WAYS, ref="paramops", seed=1234)
         out[way] = "ok" if not bad else (f"differs: {len(bad)} of {len(want)} tensors "
                                          f"(first: {params[bad[0]][0]} {tuple(tensors[bad[0]].shape)})")
     return out
-
-
-def _err(e):
-    return f"{type(e).__name__}: {e}".splitlines()[0][:200]
 
 
 def parse_model(spec):

@@ -8,7 +8,8 @@ import torch
 from . import report
 from .calls import BUILDS, CALLS, call_cases
 from .cases import DEFAULT_MODELS, DTYPES, OPS, QUICK_MODELS, WAYS, build_cases, devices_for, parse_model
-from .timing import _loadavg, run
+from .run import run
+from .timing import _loadavg
 
 QUICK_BUILDS = ("tiny", "cnn")
 

@@ -46,11 +46,26 @@ def device(op, t, who="self"):
                            f"paramops runs on {', '.join(DEVICES)}")
 
 
+def _inference_message():
+    """torch's own message for an in-place write to an inference tensor outside inference mode."""
+    with torch.inference_mode():
+        probe = torch.empty(0)
+    try:
+        probe.zero_()
+    except RuntimeError as e:
+        return str(e).split("\n")[0]
+    return "Inplace update to inference tensor outside InferenceMode is not allowed."
+
+
+_INFERENCE = _inference_message()
+
+
 def writable(t):
-    """torch's own error for an in-place write to an inference tensor outside inference mode,
-    before anything is written (torch's in-place ops write first, then raise)."""
+    """torch's error for an in-place write to an inference tensor outside inference mode, before
+    anything is written (torch's in-place ops write first, then raise). Raised here, not by an
+    in-place no-op: inside a dispatch mode, below autograd, that no-op would not raise."""
     if t.is_inference() and not torch.is_inference_mode_enabled():
-        t.as_strided((0,), (1,)).zero_()  # an in-place no-op that raises torch's error
+        raise RuntimeError(_INFERENCE)
 
 
 def offset(op, off, numel, of=""):
