@@ -128,7 +128,11 @@ class Capture:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        _tls.stack = _tls.stack[:-1]
+        stack = getattr(_tls, "stack", ())
+        if not stack or stack[-1] is not self:
+            # Refused before anything changes, so that the right order can still follow.
+            raise RuntimeError("paramops: Captures must be exited in the reverse order of entering them, on their thread")
+        _tls.stack = stack[:-1]
         try:
             if self._id is not None:
                 cid, self._id = self._id, None

@@ -22,6 +22,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `from conftest import ...` in subfolders
 
 import paramops  # noqa: E402
+from paramops import capture as _capture  # noqa: E402
 from paramops import registration  # noqa: E402
 from paramops.backends import python as _pykernels  # noqa: E402
 from paramops.backends import reference as _refwriter  # noqa: E402
@@ -120,3 +121,14 @@ class Recorder(TorchDispatchMode):
         if func.namespace == "paramops":
             self.calls.append((func.__name__.split(".")[0], args[0]))
         return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture(autouse=True)
+def _no_capture_leaks():
+    """A test that leaves a Capture active would defer every later test's inits on this
+    thread: fail that test, not the ones after it."""
+    yield
+    leaked = getattr(_capture._tls, "stack", ())
+    cpp = ext.C.capture_state() if ext.C is not None else (0, False)
+    if leaked or cpp != (0, False):
+        pytest.fail(f"a Capture is still active after the test (Python stack {len(leaked)}, C++ {cpp})")
