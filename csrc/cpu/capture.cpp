@@ -337,6 +337,10 @@ OpClass classify_uncached(const c10::OperatorHandle& op) {
       "aten::_has_compatible_shallow_copy_type", "aten::size", "aten::stride", "aten::numel", "aten::dim",
       "aten::storage_offset", "aten::is_complex", "aten::is_floating_point"};
   if (metadata_only.count(name)) return OC_PASSIVE;
+  // No tensor argument (a factory such as aten::empty): nothing to guard.
+  bool tensors = false;
+  for (const c10::Argument& a : op.schema().arguments()) tensors |= a.type()->str().find("Tensor") != std::string::npos;
+  if (!tensors) return OC_PASSIVE;
   // Views: an argument aliased without being written (as torch's OpOverload.is_view).
   for (const c10::Argument& a : op.schema().arguments()) {
     if (a.alias_info() != nullptr && !a.alias_info()->isWrite()) return OC_PASSIVE;
@@ -428,6 +432,7 @@ void redispatch(const c10::OperatorHandle& op, c10::DispatchKeySet ks, torch::ji
 void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet ks, torch::jit::Stack* stack) {
   if (tls.stack.empty() || tls.busy > 0) return redispatch(op, ks, stack);
   OpClass oc = classify(op);
+  if (oc == OC_PASSIVE) return redispatch(op, ks, stack);  // reads no values, writes nothing
   const auto& schema = op.schema();
   const size_t nargs = schema.arguments().size();
   const c10::IValue* args = stack->data() + (stack->size() - nargs);
@@ -446,7 +451,7 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet ks, torch::jit:
       stack->push_back(std::move(self));  // Tensor(a!): the op returns self
       return;
     }
-    if (oc != OC_PASSIVE) {
+    {
       std::vector<uintptr_t> keys;
       for (size_t i = 0; i < nargs; ++i) {
         for_tensors(args[i], [&](const at::Tensor& t) {

@@ -5,8 +5,8 @@ call cases (--calls), each a loop over CALL_N float32 tensors of 64 elements:
   normal64  paramops.init.normal_ against torch.nn.init.normal_, per call;
   record    torch.nn.init.normal_ inside an open paramops.fused_init() (the record only,
             the flush at exit untimed) against the eager torch.nn.init.normal_, per call;
-  patched   `with paramops.patched(): pass` (enter plus exit), with transformers imported
-            when it is installed (its ~3,000 modules are what a scan would walk).
+  patched   `with paramops.patched(): pass` (enter plus exit), with transformers and its
+            GPT-2 model imported when it is installed (~2,900 modules: what a scan walks).
 
 build cases (--builds): construct the model with plain torch, inside paramops.fused_init(),
 inside paramops.patched(); and re-initialize a built one with its own init logic through
@@ -64,8 +64,8 @@ class CallCase:
         elif self.name == "record":
             res = _per_call(self._record(ts, torch_loop, repeat), CALL_N)
         else:
-            try:
-                import transformers  # noqa: F401  (its modules are part of what patched() must cover)
+            try:  # its modules (a model's included) are part of what patched() must cover
+                from transformers import GPT2LMHeadModel  # noqa: F401
                 row["transformers"] = True
             except ImportError:
                 row["transformers"] = False
