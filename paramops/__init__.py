@@ -5,10 +5,10 @@
     torch.ops.paramops.normal_(w, 0.0, 0.02, seed=1, stream=0, offset=0)
 
 The stream (paramops stream v1, docs/stream.md) gives the same bits on every backend.
-The layers, from the bottom (docs/architecture.md): core (_codes, _ext, _seeds, _checks),
-the stream spec (_constants, _fmath, _reference), the writers (backends), registration
-(_register: torch.ops.paramops), the public ops (ops), init and patch, the fused and
-model-level modes (_capture, model); paramops.bench sits on top.
+The layers, from the bottom (docs/architecture.md): core (codes, ext, seeds), the stream
+spec (constants, fmath, reference, checks), the writers (backends), registration
+(torch.ops.paramops), the public ops (ops), init and patching, the fused and model-level
+modes (capture, model); paramops.bench sits on top.
 """
 from . import registration  # noqa: F401  (defines torch.ops.paramops.* and registers the backends)
 from .registration import backend_info

@@ -305,7 +305,7 @@ def job_params(dist, params, dtype):
       trunc_normal  c(pa), c(dp), c(mean), c(sstd), c(lo), c(hi)  (trunc_bound, trunc_setup,
                     dtype_bound)
 
-    dist: a kind code or name. Parameters must already be validated (paramops._checks)."""
+    dist: a kind code or name. Parameters must already be validated (paramops.spec.checks)."""
     kind = kind_of(dist)
     C = compute_type(dtype)
     if kind == _codes.UNIFORM:
@@ -331,7 +331,7 @@ def generate(dist, params, dtype, n, first, seed, stream, device="cpu"):
     """Values of global elements [first, first + n) as a 1-d tensor of `dtype`.
 
     dist is a kind code or "uniform" (a, b), "normal" (mean, std) or "trunc_normal" (mean,
-    std, a, b). Parameters must already be validated (paramops._checks)."""
+    std, a, b). Parameters must already be validated (paramops.spec.checks)."""
     return generate_job(dist, job_params(dist, params, dtype), dtype, n, first, seed, stream, device)
 
 
