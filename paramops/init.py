@@ -2,7 +2,7 @@
 
     import paramops.init as init            # instead of: import torch.nn.init as init
     init.kaiming_uniform_(w, a=math.sqrt(5))
-    with paramops.patched():                 # or: route torch.nn.init itself (see paramops._patch)
+    with paramops.patched():                 # or: route torch.nn.init itself (see paramops.patching)
         model = MyModel()
 
 Every function has torch's signature, defaults, return value (the tensor passed in),
@@ -169,7 +169,7 @@ def _plain(tensor):
 def _generator(generator, device_type):
     """The op's handle of `generator` for a tensor on `device_type`, or _TORCH_TAKES when torch
     must take the call (not a torch.Generator, or one of another device type: torch raises
-    its own error). A constant for torch.compile, as the handle is (paramops._seeds)."""
+    its own error). A constant for torch.compile, as the handle is (paramops.core.seeds)."""
     if not isinstance(generator, torch.Generator) or generator.device.type != device_type:
         return _TORCH_TAKES
     return _seeds.generator_handle(generator)

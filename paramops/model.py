@@ -92,7 +92,7 @@ class _Keyed:
         self.count = defaultdict(int)
 
     def __call__(self, records, final):
-        """records: (tensor, kind) pairs in record order (paramops._capture's resolve)."""
+        """records: (tensor, kind) pairs in record order (paramops.capture's resolve)."""
         names = self.names
         if names is None:
             if not final:

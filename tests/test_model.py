@@ -1,4 +1,4 @@
-"""Fused-init mode, init_module, keyed init and materialize (paramops/model.py, _capture.py).
+"""Fused-init mode, init_module, keyed init and materialize (paramops/model.py, capture.py).
 
 The reference for every fused run is the same construction with each init call made one
 by one through paramops (Capture(eager=True) under patched()): values must be bitwise equal.

@@ -1,4 +1,4 @@
-// paramops kernels: the fused mode's engine (paramops/_capture.py's Capture, with
+// paramops kernels: the fused mode's engine (paramops/capture.py's Capture, with
 // the extension). While a Capture is active on a thread:
 //
 //   - the paramops single ops record their checked call instead of writing it
@@ -17,7 +17,7 @@
 // The interception is a boxed fallback on the DeferredInit dispatch key (the key
 // torch keeps for deferred module initialization), which enter() adds to the
 // thread's included keys: about a microsecond per op, where a Python
-// TorchDispatchMode costs ten. Without the extension, paramops/_capture.py does the
+// TorchDispatchMode costs ten. Without the extension, paramops/capture.py does the
 // same in Python.
 #pragma once
 #include <ATen/ATen.h>
@@ -35,7 +35,7 @@ namespace capture {
 // records now (none active, or it is busy with its own work).
 bool record(const at::Tensor& t, int kind, const double (&p)[4], int64_t seed, int64_t stream, int64_t offset);
 
-// ---- the Python side (module.cpp; paramops/_capture.py)
+// ---- the Python side (module.cpp; paramops/capture.py)
 // resolve: a Python callable or nullptr (new reference taken), see Engine::flush;
 // watch: storage keys whose writes are noted (has_watch false: none noted).
 int64_t enter(void* resolve, std::vector<uintptr_t> watch, bool has_watch, bool eager);

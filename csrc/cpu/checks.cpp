@@ -1,5 +1,5 @@
 // paramops kernels: the argument checks (checks.h). Messages match
-// paramops/_checks.py, the Python port.
+// paramops/spec/checks.py, the Python port.
 #include "cpu/checks.h"
 
 #include <ATen/MemoryOverlap.h>

@@ -1,8 +1,8 @@
 // paramops kernels: the argument checks, one implementation of each, shared by
 // every op, every device and every backend with the extension (the C++ and CUDA
-// writers and the Python writers: Triton, the reference). paramops/_checks.py is
+// writers and the Python writers: Triton, the reference). paramops/spec/checks.py is
 // their Python port for the configuration without the extension; the messages
-// are the same (tests/test_checks.py compares them).
+// are the same (tests/spec/test_checks.py compares them).
 //
 // Each check names its subject the way the op calls it: the single ops check
 // "self" and name parameters plainly ("std"), multi_init_ checks "tensors[i]"

@@ -11,8 +11,8 @@
 // checks and builds its parameters a few times, not 10,000. The slot's Writer
 // then writes them all (the CPU's: one parallel pass, driver.cpp).
 //
-// The schema is defined in Python (paramops/_register.py); messages match
-// paramops/_checks.py (the Python port), which the tests compare.
+// The schema is defined in Python (paramops/registration.py); messages match
+// paramops/spec/checks.py (the Python port), which the tests compare.
 #include <Python.h>
 
 #include <ATen/ATen.h>

@@ -87,7 +87,7 @@ struct Tensors {
 };
 
 // All checks of multi_init_ for a kernel of `device` (messages as
-// paramops/_checks.py), then the entries in `scratch` (cleared first), the seeds
+// paramops/spec/checks.py), then the entries in `scratch` (cleared first), the seeds
 // when draw_seeds (one per random entry, in list order, from gen: undefined for
 // torch's default CPU generator) and the version bumps; nothing is written. The
 // caller holds IeeeDefaults.

@@ -1,7 +1,7 @@
 // paramops kernels: the one registration mechanism. register_slot() registers the
 // C++ kernel of every op for a device slot's dispatch keys (the dense key and the
 // sparse ones, whose tensors the checks refuse by name) and installs the slot's
-// writer; paramops/_register.py calls it through paramops._C.register(device, writer)
+// writer; paramops/registration.py calls it through paramops._C.register(device, writer)
 // for each device with the backend it chose. The schemas and fake kernels are
 // defined in Python, so the ops exist without this library.
 #include <ATen/ATen.h>

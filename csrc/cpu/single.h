@@ -9,7 +9,7 @@
 //   4. the write: recorded by the active Capture (fused mode, capture.h), else
 //      the slot's Writer (fill_: torch's own fill, on every device).
 //
-// Schemas (paramops/_register.py):
+// Schemas (paramops/registration.py):
 //   uniform_(Tensor(a!) self, float a, float b, *, int? seed=None, int? generator=None,
 //            int stream=0, int offset=0) -> ()
 //   normal_(..., float mean, float std, ...), trunc_normal_(..., float mean, float std,

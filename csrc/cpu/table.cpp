@@ -5,7 +5,7 @@
 // int64 [rows, kTableW], row-major; one row per non-empty entry, in list order,
 // except the fill entries whose memory is not one strided run (the kernel fills those
 // with Tensor.fill_). The
-// columns are codes.h's TC_* (paramops/_codes.py TABLE_*):
+// columns are codes.h's TC_* (paramops/core/codes.py TABLE_*):
 //   INDEX   the entry's index in the tensor list
 //   ADDR    the address of its element 0 (data_ptr(), as an int64)
 //   NUMEL   its number of elements (> 0)

@@ -3,7 +3,7 @@
 // counter and then either hands the call to an active Capture (fused mode) or to
 // the slot's Writer. A Writer only writes: the C++ CPU generators (driver.cpp), the
 // CUDA kernels (cuda/ops.cpp), or a Python object (py_writer.cpp: the Triton
-// kernels, the Python reference). paramops/_register.py chooses them.
+// kernels, the Python reference). paramops/registration.py chooses them.
 #pragma once
 #include <ATen/ATen.h>
 

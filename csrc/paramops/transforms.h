@@ -1,5 +1,5 @@
 // paramops stream v1: from Philox lanes to values. The spec is docs/stream.md;
-// paramops/_reference.py is the same sequence of operations in torch.
+// paramops/spec/reference.py is the same sequence of operations in torch.
 //
 // Compute type: float for float16/bfloat16/float32 outputs, double for float64.
 // Only +, -, *, fma, correctly rounded / and sqrt, exact conversions and bit

@@ -1,15 +1,15 @@
 """The Python port of the ops' C++ kernels (csrc/cpu/single.h, csrc/cpu/multi.cpp), for an
 installation without the extension: the same steps in the same order, with the same
-messages (paramops/_checks.py), then a writer (paramops/backends/reference.py or triton.py):
+messages (paramops/spec/checks.py), then a writer (paramops/backends/reference.py or triton.py):
 
   1. the checks: self, the parameters, the offset, writability, the generator handle;
   2. the seed: `seed`, else one drawn from the generator (torch's default CPU generator);
   3. the autograd version bump;
   4. the write.
 
-make(writer) gives the op table paramops/_register.py registers. (Fused mode needs no
+make(writer) gives the op table paramops/registration.py registers. (Fused mode needs no
 hook here: without the extension its Python dispatch mode takes the calls before they
-reach these kernels, paramops/_capture.py.)
+reach these kernels, paramops/capture.py.)
 """
 import struct
 
@@ -19,6 +19,7 @@ from ..core import codes as K
 from ..core import seeds as _seeds
 from ..spec import checks as _checks
 from ..spec import reference as R
+from .dims import coalesce
 
 _INT_OF = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
            torch.float64: torch.int64}
@@ -56,14 +57,7 @@ def param_bits(kind, p, dtype):
 
 def one_run_stride(t):
     """The element stride of t's single coalesced dim (1 for one element), or NOT_ONE_RUN."""
-    dims = []
-    for size, stride in zip(t.shape, t.stride()):
-        if size == 1:
-            continue
-        if dims and dims[-1][1] == size * stride:
-            dims[-1] = (dims[-1][0] * size, stride)
-        else:
-            dims.append((size, stride))
+    dims = coalesce(t)
     if len(dims) > 1:
         return K.NOT_ONE_RUN
     return dims[0][1] if dims else 1

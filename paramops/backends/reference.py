@@ -1,8 +1,8 @@
 """The Python reference as a writer: the interface of csrc/cpu/py_writer.cpp.
 
     random(t, kind, p, seed, stream, offset)   p: the six per-call parameters in the
-                                               compute type (paramops._reference.job_params)
-    multi(tensors, table)                      the multi table (paramops._codes TABLE_*)
+                                               compute type (paramops.spec.reference.job_params)
+    multi(tensors, table)                      the multi table (paramops.core.codes TABLE_*)
 
 The caller has checked the call and bumped the version counter; the writes below run
 below autograd, so they bump nothing again.

@@ -1,5 +1,5 @@
 """The Triton kernels as a writer (the interface of csrc/cpu/py_writer.cpp, see
-paramops/backends/reference.py): paramops.kernels, imported on first use (importing triton
+paramops/backends/reference.py): paramops.backends.kernels, imported on first use (importing triton
 is slow, and under TRITON_INTERPRET=1 it must be set before the import). They write the
 bits the C++ CPU kernels write, on any device Triton runs on; on CPU tensors only under
 TRITON_INTERPRET=1 (how the tests run them).

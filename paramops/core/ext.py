@@ -2,12 +2,12 @@
 
 With it, every op's checks, seed draw and version bump run in its C++ kernels (csrc/cpu),
 whichever backend writes the values; without it (not built, or PARAMOPS_BACKEND=python),
-paramops runs on Python ports of the same checks (paramops/_checks.py) and the Python
+paramops runs on Python ports of the same checks (paramops/spec/checks.py) and the Python
 reference, with the same messages and bits.
 
 PARAMOPS_BACKEND (read here, once): auto | cpp | cuda | triton | python. "python" does
 not load the extension; "cpp" and "cuda" require it (an import error if it does not load);
-the rest of the choice is paramops/_register.py's.
+the rest of the choice is paramops/registration.py's.
 """
 import os
 import warnings

@@ -292,7 +292,7 @@ def _calls(first, n, per_call, device):
 
 
 def kind_of(dist):
-    """A kind code (paramops._codes) from a code or a name ("uniform", "normal", "trunc_normal")."""
+    """A kind code (paramops.core.codes) from a code or a name ("uniform", "normal", "trunc_normal")."""
     return _codes.KIND_NAME.index(dist) if isinstance(dist, str) else dist
 
 

@@ -3,7 +3,7 @@ the C++ CPU kernels, behind the ops' C++ kernels (their checks, seeds and versio
 behind their Python port (the configuration without the extension).
 
 With a GPU the Triton ops write CUDA tensors; without one they write CPU tensors under
-TRITON_INTERPRET=1 (conftest sets it before paramops.kernels is imported), so sizes stay
+TRITON_INTERPRET=1 (conftest sets it before paramops.backends.kernels is imported), so sizes stay
 small. Every output is poisoned (NaN) before the write; every comparison is bitwise against
 torch.ops.paramops.* on the CPU (the C++ kernels). Seeds, streams and offsets are fresh per
 case, drawn from one fixed master seed.

@@ -1,1 +1,1 @@
-"""Triton kernels for paramops (imported as paramops.kernels)."""
+"""Triton kernels for paramops (imported as paramops.backends.kernels)."""

@@ -3,7 +3,7 @@
 Per-entry metadata is one int64 table (a device tensor, one row per entry, copied in one
 transfer); each program handles one chunk of one entry. Its rows are those of the multi
 table the op's C++ kernel hands to a Python writer (csrc/cpu/table.cpp defines the layout;
-paramops/_codes.py TABLE_* names its columns), grouped by dtype, with one column appended:
+paramops/core/codes.py TABLE_* names its columns), grouped by dtype, with one column appended:
 
   row: index, addr, numel, offset, seed, stream, kind, dtype, stride, p0 .. p5, chunk0
     addr    data_ptr() of the entry (its element 0)

@@ -32,6 +32,7 @@ import triton.language as tl
 
 from paramops.core import codes as K
 from paramops.spec import reference as R
+from paramops.backends.dims import coalesce
 
 from . import stream as S
 
@@ -141,24 +142,11 @@ def f64_bits(x):
 
 
 def param_bits(p, dtype):
-    """The six per-call parameters p (paramops._reference.job_params: the Job of
+    """The six per-call parameters p (paramops.spec.reference.job_params: the Job of
     csrc/cpu/checks.cpp, in the compute type) as bit patterns: binary64 bits for float64
     outputs, binary32 bits otherwise."""
     bits = f64_bits if dtype == torch.float64 else f32_bits
     return [bits(x) for x in p]
-
-
-def coalesce(t):
-    """(size, stride) of t's dims with size-1 dims dropped and mergeable neighbours merged."""
-    dims = []
-    for size, stride in zip(t.shape, t.stride()):
-        if size == 1:
-            continue
-        if dims and dims[-1][1] == size * stride:
-            dims[-1] = (dims[-1][0] * size, stride)
-        else:
-            dims.append((size, stride))
-    return dims
 
 
 def _element(t, eoff):
@@ -204,7 +192,7 @@ def on_device(device):
 
 def write_(t, kind, p, seed, stream=0, offset=0, block=DEFAULT_BLOCK):
     """Write elements [offset, offset + t.numel()) of the stream of (kind, seed, stream) with
-    the six per-call parameters p (paramops._reference.job_params) into t, in place, any
+    the six per-call parameters p (paramops.spec.reference.job_params) into t, in place, any
     strides. No argument checks: the op's kernel ran them (paramops/backends/triton.py).
 
     block: elements per program, a power of two >= 4; the values never depend on it."""
@@ -255,7 +243,7 @@ def bench(sizes=(1 << 20, 1 << 24, 1 << 28), dtypes=(torch.float32, torch.bfloat
                 print(f"{str(dtype)[6:]:>9} {numel:>10} {name:<24} {ms * 1e3:>9.1f} {nbytes / (ms * 1e-3) / 1e9:>8.1f}")
 
 
-if __name__ == "__main__":  # python -m paramops.kernels.random
+if __name__ == "__main__":  # python -m paramops.backends.kernels.random
     if not torch.cuda.is_available():
         raise SystemExit("the benchmark needs a GPU")
     bench()

@@ -75,7 +75,7 @@ P2_M32 = tl.constexpr(2.0 ** -32)
 P2_M24 = tl.constexpr(2.0 ** -24)
 P2_M22 = tl.constexpr(2.0 ** -22)
 
-# Kind codes and output dtypes: paramops/_codes.py (generated with csrc/paramops/codes.h).
+# Kind codes and output dtypes: paramops/core/codes.py (generated with csrc/paramops/codes.h).
 UNIFORM = tl.constexpr(C.UNIFORM)
 NORMAL = tl.constexpr(C.NORMAL)
 TRUNC = tl.constexpr(C.TRUNC)
