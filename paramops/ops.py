@@ -92,47 +92,39 @@ def _redo(e, fn, op, tensor, params, seed, generator, stream, offset):
 
 
 # ------------------------------------------------------------------ single ops
-# (Keyword arguments cost the op call a microsecond: they are passed only when given.)
-def uniform_(tensor, a=0.0, b=1.0, *, generator=None, seed=None, stream=0, offset=0):
-    """Fill `tensor` with U[a, b) draws of paramops stream v1."""
+_PARAMS = {_uniform: ("uniform_", ("a", "b")), _normal: ("normal_", ("mean", "std")),
+           _trunc_normal: ("trunc_normal_", ("mean", "std", "a", "b"))}
+
+
+def _single(fn, tensor, params, seed, generator, stream, offset):
+    """One op call. (Keyword arguments cost the op call a microsecond: they are passed only
+    when given.)"""
     try:
         if seed is None and generator is None and stream == 0 and offset == 0:
-            _uniform(tensor, a, b)
+            fn(tensor, *params)
         else:
-            _uniform(tensor, a, b, seed=_bits(seed), generator=None if generator is None else generator_handle(generator),
-                     stream=_bits(stream), offset=offset)
+            fn(tensor, *params, seed=_bits(seed), generator=None if generator is None else generator_handle(generator),
+               stream=_bits(stream), offset=offset)
     except Exception as e:
-        _redo(e, _uniform, "uniform_", tensor, {"a": a, "b": b}, seed, generator, stream, offset)
+        op, names = _PARAMS[fn]
+        _redo(e, fn, op, tensor, dict(zip(names, params)), seed, generator, stream, offset)
     return tensor
+
+
+def uniform_(tensor, a=0.0, b=1.0, *, generator=None, seed=None, stream=0, offset=0):
+    """Fill `tensor` with U[a, b) draws of paramops stream v1."""
+    return _single(_uniform, tensor, (a, b), seed, generator, stream, offset)
 
 
 def normal_(tensor, mean=0.0, std=1.0, *, generator=None, seed=None, stream=0, offset=0):
     """Fill `tensor` with N(mean, std^2) draws (Box-Muller) of paramops stream v1."""
-    try:
-        if seed is None and generator is None and stream == 0 and offset == 0:
-            _normal(tensor, mean, std)
-        else:
-            _normal(tensor, mean, std, seed=_bits(seed), generator=None if generator is None else generator_handle(generator),
-                    stream=_bits(stream), offset=offset)
-    except Exception as e:
-        _redo(e, _normal, "normal_", tensor, {"mean": mean, "std": std}, seed, generator, stream, offset)
-    return tensor
+    return _single(_normal, tensor, (mean, std), seed, generator, stream, offset)
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, *, generator=None, seed=None, stream=0, offset=0):
     """Fill `tensor` with N(mean, std^2) truncated to [a, b] (absolute bounds, as torch; either may
     be infinite), in one pass by inverse CDF. Every value lies in [a, b] in its own dtype."""
-    try:
-        if seed is None and generator is None and stream == 0 and offset == 0:
-            _trunc_normal(tensor, mean, std, a, b)
-        else:
-            _trunc_normal(tensor, mean, std, a, b, seed=_bits(seed),
-                          generator=None if generator is None else generator_handle(generator), stream=_bits(stream),
-                          offset=offset)
-    except Exception as e:
-        _redo(e, _trunc_normal, "trunc_normal_", tensor, {"mean": mean, "std": std, "a": a, "b": b}, seed,
-              generator, stream, offset)
-    return tensor
+    return _single(_trunc_normal, tensor, (mean, std, a, b), seed, generator, stream, offset)
 
 
 def fill_(tensor, value):

@@ -134,11 +134,17 @@ PyObject* py_capture_exit(PyObject*, PyObject* id) {
   END_HANDLE_TH_ERRORS
 }
 
-PyObject* py_capture_flush(PyObject*, PyObject* id) {
+// f(), returning None to Python (its exceptions as Python's).
+template <class F>
+PyObject* returning_none(F&& f) {
   HANDLE_TH_ERRORS
-  capture::flush(int_arg(id, "capture_flush"));
+  f();
   Py_RETURN_NONE;
   END_HANDLE_TH_ERRORS
+}
+
+PyObject* py_capture_flush(PyObject*, PyObject* id) {
+  return returning_none([&] { capture::flush(int_arg(id, "capture_flush")); });
 }
 
 PyObject* py_capture_info(PyObject*, PyObject* id) {
@@ -150,10 +156,7 @@ PyObject* py_capture_info(PyObject*, PyObject* id) {
 }
 
 PyObject* py_capture_flush_touching(PyObject*, PyObject* t) {
-  HANDLE_TH_ERRORS
-  capture::flush_touching(tensor_arg(t, "capture_flush_touching"));
-  Py_RETURN_NONE;
-  END_HANDLE_TH_ERRORS
+  return returning_none([&] { capture::flush_touching(tensor_arg(t, "capture_flush_touching")); });
 }
 
 PyObject* py_capture_state(PyObject*, PyObject*) {

@@ -93,20 +93,10 @@ def table(rows):
     tensor_rows = [r for r in rows if r.get("kind") == "tensor" or (r.get("kind") == "model" and "ways" not in r)]
     model_rows = [r for r in rows if r.get("kind") == "model" and "ways" in r]
     out = []
-    if call_rows:
-        out += call_table(call_rows)
-    if build_rows:
-        if out:
-            out.append("")
-        out += build_table(build_rows)
-    if tensor_rows and out:
-        out.append("")
-    if tensor_rows:
-        out += _tensor_table(tensor_rows)
-    if model_rows:
-        if out:
-            out.append("")
-        out += model_table(model_rows)
+    for part, fn in ((call_rows, call_table), (build_rows, build_table), (tensor_rows, _tensor_table),
+                     (model_rows, model_table)):
+        if part:
+            out += ([""] if out else []) + fn(part)
     return "\n".join(out)
 
 
