@@ -34,6 +34,8 @@ SCHEMAS = {
     "fill_": "(Tensor(a!) self, float value) -> ()",
     "multi_init_": "(Tensor(a!)[] tensors, Tensor plan, Tensor params, *, int? generator=None, "
                    "bool draw_seeds=False) -> ()",
+    "tied_grad_": "(Tensor(a!)[] out, Tensor[] grads, int[] counts, int[] copies, float[] scales, "
+                  "bool[] accumulate) -> ()",
 }
 # The random ops draw from torch's generator when given no seed: for torch.compile they are
 # seeded ops (never deduplicated, never moved across each other).
@@ -77,8 +79,12 @@ def _fake_multi(tensors, plan, params, *, generator=None, draw_seeds=False):
         _checks.multi(tensors, plan, params)
 
 
+def _fake_tied(out, grads, counts, copies, scales, accumulate):
+    _checks.tied_groups(out, grads, counts, copies, scales, accumulate)
+
+
 for _name, _fn in {"uniform_": _fake_uniform, "normal_": _fake_normal, "trunc_normal_": _fake_trunc_normal,
-                   "fill_": _fake_fill, "multi_init_": _fake_multi}.items():
+                   "fill_": _fake_fill, "multi_init_": _fake_multi, "tied_grad_": _fake_tied}.items():
     torch.library.register_fake(f"paramops::{_name}")(_fn)
 
 

@@ -15,7 +15,7 @@ LAYERS = [
     ("spec", ["paramops.spec"]),
     ("backends", ["paramops.backends"]),
     ("registration", ["paramops.registration"]),
-    ("ops", ["paramops.ops"]),
+    ("ops", ["paramops.ops", "paramops.tied"]),
     ("init and patching", ["paramops.init", "paramops.patching"]),
     ("fused and model", ["paramops.capture", "paramops.model"]),
     ("package", ["paramops"]),  # paramops/__init__.py: the public names

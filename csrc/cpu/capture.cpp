@@ -323,7 +323,9 @@ OpClass classify_uncached(const c10::OperatorHandle& op) {
   const c10::OperatorName& n = op.operator_name();
   const std::string& name = n.name;
   const std::string& ov = n.overload_name;
-  if (name.rfind("paramops::", 0) == 0) return name == "paramops::multi_init_" ? OC_OTHER : OC_PARAMOPS;
+  if (name.rfind("paramops::", 0) == 0) {  // the single ops record themselves; the others run
+    return name == "paramops::multi_init_" || name == "paramops::tied_grad_" ? OC_OTHER : OC_PARAMOPS;
+  }
   if (name == "aten::normal_" && ov.empty()) return OC_NORMAL;
   if (name == "aten::uniform_" && ov.empty()) return OC_UNIFORM;
   if (name == "aten::fill_" && ov == "Scalar") return OC_FILL_S;

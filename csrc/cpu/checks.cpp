@@ -64,6 +64,12 @@ std::string py_float(double v) {
   return out;
 }
 
+std::string shape_str(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
+  return s + "]";
+}
+
 std::string torch_layout(at::Layout l) {
   switch (l) {
     case at::kSparse: return "torch.sparse_coo";

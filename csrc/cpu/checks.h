@@ -42,6 +42,7 @@ std::string py_float(double v);           // repr() of a Python float
 const char* dtype_name(int dt);           // "torch.float16", ... of a DT_* code
 std::string torch_dtype(at::ScalarType st);
 std::string torch_layout(at::Layout l);   // as str(torch.layout) prints it
+std::string shape_str(const at::Tensor& t);  // as list(t.shape) prints it: [3, 4]
 
 // The DT_* code of a float scalar type, -1 for any other.
 inline int dtype_code(at::ScalarType st) {

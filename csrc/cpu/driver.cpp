@@ -39,24 +39,24 @@ Isa choose_isa() {
   static const bool has2 = cpu_has_avx2();
   const char* env = std::getenv("PARAMOPS_CPU_ISA");
   if (env == nullptr || env[0] == '\0' || std::strcmp(env, "auto") == 0) {
-    if (has512) return {"avx512", avx512::generate};
-    if (has2) return {"avx2", avx2::generate};
-    return {"base", base::generate};
+    if (has512) return {"avx512", avx512::generate, avx512::tied_piece};
+    if (has2) return {"avx2", avx2::generate, avx2::tied_piece};
+    return {"base", base::generate, base::tied_piece};
   }
   if (std::strcmp(env, "avx512") == 0) {
     TORCH_CHECK(has512, "paramops: PARAMOPS_CPU_ISA=avx512 is not supported by this CPU "
                 "(it needs AVX-512 F, DQ, VL, BW and FMA)");
-    return {"avx512", avx512::generate};
+    return {"avx512", avx512::generate, avx512::tied_piece};
   }
   if (std::strcmp(env, "avx2") == 0) {
     TORCH_CHECK(has2, "paramops: PARAMOPS_CPU_ISA=avx2 is not supported by this CPU "
                 "(it needs AVX2 and FMA)");
-    return {"avx2", avx2::generate};
+    return {"avx2", avx2::generate, avx2::tied_piece};
   }
-  if (std::strcmp(env, "base") == 0) return {"base", base::generate};
+  if (std::strcmp(env, "base") == 0) return {"base", base::generate, base::tied_piece};
   TORCH_CHECK(false, "paramops: PARAMOPS_CPU_ISA must be avx512, avx2, base or auto, got '",
               env, "'");
-  return {nullptr, nullptr};
+  return {nullptr, nullptr, nullptr};
 }
 
 // ---------------------------------------------------------------- driver
@@ -303,6 +303,7 @@ class CpuWriter final : public Writer {
     run(self, job, offset, choose_isa().gen);
   }
   void multi(Tensors tensors, const Scratch& sc) override { multi_write(tensors, sc); }
+  void tied(const std::vector<TiedGroup>& groups) override { tied_cpu(groups); }
 };
 
 }  // namespace

@@ -17,10 +17,12 @@ constexpr int64_t kGrain = 32768;  // elements: below 2 * kGrain, one thread
 constexpr int64_t kBlock = 65536;  // elements per block handed to a thread
 
 using GenFn = void (*)(const Job&, int64_t, int64_t, void*, int64_t);
+using TiedFn = void (*)(const TiedPlan&, int64_t, int64_t);
 
 struct Isa {
   const char* name;
   GenFn gen;
+  TiedFn tied;
 };
 
 // PARAMOPS_CPU_ISA=avx512|avx2|base forces one path (read at every call, so

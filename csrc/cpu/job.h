@@ -24,12 +24,27 @@ struct Job {
   double pd[6];
 };
 
-// Writes the elements with global indices [first, first + n) (docs/stream.md
-// §2) to out[0], out[stride], ..., out[(n - 1) * stride] (stride in elements,
-// of the output dtype). One definition per instruction set.
+// One group of tied_grad_ (tied_cpu.cpp), contiguous: nsrc sources of DT_* code sdt,
+// ndst destinations of code ddt (each gets the same values), rd the destination's
+// values in add mode; scale already rounded to the accumulator (binary64 when f64).
+struct TiedPlan {
+  const char* const* src;
+  char* const* dst;
+  const char* rd;
+  int nsrc, ndst, sdt, ddt, ssz, dsz;
+  bool f64, add;
+  double scale;
+};
+
+// generate: writes the elements with global indices [first, first + n)
+// (docs/stream.md §2) to out[0], out[stride], ..., out[(n - 1) * stride] (stride
+// in elements, of the output dtype). tied_piece: elements [first, first + n) of
+// a tied_grad_ group (csrc/paramops/tied.h; cpu/tied_tiles.h). One definition
+// per instruction set.
 #define PARAMOPS_CPU_DECLARE(isa) \
   namespace isa {                 \
   void generate(const Job& job, int64_t first, int64_t n, void* out, int64_t stride); \
+  void tied_piece(const TiedPlan& p, int64_t first, int64_t n); \
   }
 PARAMOPS_CPU_DECLARE(avx512)
 PARAMOPS_CPU_DECLARE(avx2)

@@ -7,8 +7,10 @@
 #pragma GCC optimize("no-trapping-math")
 #define PARAMOPS_ISA avx2
 #include "cpu/generate.h"
+#include "cpu/tied_tiles.h"
 #else
 #include "cpu/job.h"
 // Not x86: never selected (ops.cpp checks the CPU), defined for the linker.
 void paramops::cpu::avx2::generate(const Job&, int64_t, int64_t, void*, int64_t) {}
+void paramops::cpu::avx2::tied_piece(const TiedPlan&, int64_t, int64_t) {}
 #endif

@@ -11,8 +11,10 @@
 #define PARAMOPS_ISA avx512
 #define PARAMOPS_ISA_AVX512 1
 #include "cpu/generate.h"
+#include "cpu/tied_tiles.h"
 #else
 #include "cpu/job.h"
 // Not x86: never selected (ops.cpp checks the CPU), defined for the linker.
 void paramops::cpu::avx512::generate(const Job&, int64_t, int64_t, void*, int64_t) {}
+void paramops::cpu::avx512::tied_piece(const TiedPlan&, int64_t, int64_t) {}
 #endif

@@ -4,3 +4,4 @@
 // This file must include no torch/c10 header.
 #define PARAMOPS_ISA base
 #include "cpu/generate.h"
+#include "cpu/tied_tiles.h"

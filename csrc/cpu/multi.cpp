@@ -41,11 +41,6 @@ constexpr const char* kOp = "multi_init_";
 
 std::string idx(int64_t i) { return std::to_string(i); }
 
-std::string shape_str(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? ", " : "") + std::to_string(t.size(d));
-  return s + "]";
-}
 
 // plan and params: [n, 4] tensors of one dtype on the CPU, any strides (an
 // expanded row serves all entries). Messages as paramops/multi.py's _check_table.
@@ -157,11 +152,15 @@ Lay layout_of(const at::Tensor& t) {
   return l;
 }
 
+}  // namespace
+
 bool tensors_overlap(const at::Tensor& a, const at::Tensor& b) {
   const auto pa = reinterpret_cast<intptr_t>(a.data_ptr()), pb = reinterpret_cast<intptr_t>(b.data_ptr());
   const intptr_t origin = std::min(pa, pb);
   return sets_overlap(layout_of(a), 0, pa - origin, layout_of(b), 0, pb - origin);
 }
+
+namespace {
 
 // The bytes [lo, hi) that a non-empty tensor can touch.
 Extent extent_of(const at::Tensor& t, char* data, int64_t i, bool contiguous) {

@@ -102,6 +102,10 @@ at::Tensor multi_table(Tensors tensors, const Scratch& sc);
 // merged): 1 when contiguous; kNotOneRun when its memory is not one strided run.
 int64_t one_run_stride(const at::Tensor& t);
 
+// Whether two non-empty tensors share a byte of memory, exactly (interleaved views that
+// share none do not).
+bool tensors_overlap(const at::Tensor& a, const at::Tensor& b);
+
 // Drops the op's n arguments (the tensor list at stack[a]) from the stack, taking the
 // GIL once for the whole release where torch would take it per tensor.
 void drop_args(torch::jit::Stack& stack, size_t a, size_t n);

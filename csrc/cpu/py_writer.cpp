@@ -9,7 +9,10 @@
 //   obj.multi(tensors, table)
 //       the multi table (multi.h multi_table, codes.h TC_*): every entry but the
 //       fills that are not one strided run, which the kernel has written with
-//       Tensor.fill_.
+//       Tensor.fill_;
+//   obj.tied(groups)
+//       tied_grad_'s groups as [(dests, sources, scale, accumulate)]; an object
+//       without a `tied` method gets the ATen writes (writer.h tied_aten).
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -31,6 +34,19 @@ struct GIL {
 PyObject* checked(PyObject* o) {
   if (o == nullptr) throw python_error();
   return o;
+}
+
+PyObject* tensor_list(const std::vector<at::Tensor>& ts) {
+  PyObject* list = checked(PyList_New(static_cast<Py_ssize_t>(ts.size())));
+  for (size_t i = 0; i < ts.size(); ++i) {
+    PyObject* t = THPVariable_Wrap(ts[i]);
+    if (t == nullptr) {
+      Py_DECREF(list);
+      throw python_error();
+    }
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), t);
+  }
+  return list;
 }
 
 class PyWriter final : public Writer {
@@ -77,6 +93,31 @@ class PyWriter final : public Writer {
     PyObject* tab = THPVariable_Wrap(table);
     PyObject* res = tab == nullptr ? nullptr : PyObject_CallMethod(obj_, "multi", "OO", list, tab);
     Py_XDECREF(tab);
+    Py_DECREF(list);
+    Py_XDECREF(checked(res));
+  }
+
+  void tied(const std::vector<TiedGroup>& groups) override {
+    bool has;
+    {
+      GIL gil;
+      has = PyObject_HasAttrString(obj_, "tied");
+    }
+    if (!has) return Writer::tied(groups);  // the ATen writes (no GIL needed)
+    GIL gil;
+    PyObject* list = checked(PyList_New(static_cast<Py_ssize_t>(groups.size())));
+    try {
+      for (size_t g = 0; g < groups.size(); ++g) {
+        PyObject* d = tensor_list(groups[g].dst);
+        PyObject* s = tensor_list(groups[g].src);
+        PyList_SET_ITEM(list, static_cast<Py_ssize_t>(g),
+                        checked(Py_BuildValue("(NNdO)", d, s, groups[g].scale, groups[g].add ? Py_True : Py_False)));
+      }
+    } catch (...) {
+      Py_DECREF(list);
+      throw;
+    }
+    PyObject* res = PyObject_CallMethod(obj_, "tied", "O", list);
     Py_DECREF(list);
     Py_XDECREF(checked(res));
   }

@@ -13,6 +13,7 @@
 
 #include "cpu/multi.h"
 #include "cpu/single.h"
+#include "cpu/tied.h"
 #include "cpu/writer.h"
 
 namespace paramops {
@@ -29,6 +30,7 @@ std::unique_ptr<torch::Library> make_library(c10::DispatchKey key) {
   lib->impl("trunc_normal_", &SingleOps<kSlot>::trunc_normal);
   lib->impl("fill_", &SingleOps<kSlot>::fill);
   lib->impl("multi_init_", torch::CppFunction::makeFromBoxedFunction<&multi_init_kernel<kSlot>>());
+  lib->impl("tied_grad_", torch::CppFunction::makeFromBoxedFunction<&tied_grad_kernel<kSlot>>());
   return lib;
 }
 

@@ -7,6 +7,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "cpu/job.h"
 
 namespace paramops {
@@ -14,6 +16,15 @@ namespace cpu {
 
 struct Scratch;
 struct Tensors;
+
+// One checked group of tied_grad_ (tied.cpp): its destinations (the first is the one
+// read in add mode; every one gets the same values), its sources, the scale as given
+// and the mode.
+struct TiedGroup {
+  std::vector<at::Tensor> dst, src;
+  double scale;
+  bool add;
+};
 
 class Writer {
  public:
@@ -23,7 +34,14 @@ class Writer {
   virtual void random(const at::Tensor& self, const Job& job, int64_t offset, const char* op) = 0;
   // A checked multi_init_: every entry of sc (prepare_multi: seeds set, versions bumped).
   virtual void multi(Tensors tensors, const Scratch& sc) = 0;
+  // A checked tied_grad_ (versions bumped). By default its spec in ATen ops (tied_aten).
+  virtual void tied(const std::vector<TiedGroup>& groups);
 };
+
+// tied_grad_'s writes in ATen ops, the steps of paramops/spec/tied.py (any device), and
+// the CPU's fused pass (tied_cpu.cpp); the same bits.
+void tied_aten(const std::vector<TiedGroup>& groups);
+void tied_cpu(const std::vector<TiedGroup>& groups);
 
 enum Slot { SLOT_CPU = 0, SLOT_CUDA = 1, kNumSlots = 2 };
 

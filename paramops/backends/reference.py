@@ -3,6 +3,8 @@
     random(t, kind, p, seed, stream, offset)   p: the six per-call parameters in the
                                                compute type (paramops.spec.reference.job_params)
     multi(tensors, table)                      the multi table (paramops.core.codes TABLE_*)
+    tied(groups)                               tied_grad_'s checked groups, [(dests, sources,
+                                               scale, accumulate)] (paramops.spec.tied)
 
 The caller has checked the call and bumped the version counter; the writes below run
 below autograd, so they bump nothing again.
@@ -13,6 +15,7 @@ import torch
 
 from ..core import codes as K
 from ..spec import reference as R
+from ..spec import tied as _tied
 
 _INT_OF = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
@@ -60,3 +63,6 @@ class Writer:
             else:
                 self.random(t, kind, unpack_params(t.dtype, bits), r[K.TABLE_SEED], r[K.TABLE_STREAM],
                             r[K.TABLE_OFFSET])
+
+    def tied(self, groups):
+        _tied.write(groups)

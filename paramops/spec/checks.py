@@ -346,3 +346,127 @@ def disjoint(tensors):
     if best is not None:
         raise RuntimeError(f"{_OP}: tensors[{best[1]}] and tensors[{best[0]}] overlap in memory; the entries "
                            "would be written concurrently, so each must have memory of its own")
+
+
+# ---------------------------------------------------------------- tied_grad_
+# The checks of csrc/cpu/tied.cpp check_tied, in its order and with its messages: the
+# group lists, then group by group its sources and destinations, then (with data) that no
+# destination shares memory with a source or another destination, then writability.
+TIED = "tied_grad_"
+_TOP = "paramops." + TIED
+
+
+def _shape(t):
+    return list(t.shape)
+
+
+def _tied_tensor(t, who, dev0, write):
+    is_tensor(TIED, t, who)
+    if t.layout != torch.strided:
+        raise TypeError(f"{_TOP}: {who} must be a dense (strided) tensor, got layout {t.layout}")
+    if t.dtype not in _MAX:
+        raise TypeError(f"{_TOP}: {who} must be a float16, bfloat16, float32 or float64 tensor, got {t.dtype}")
+    if t.device != dev0:
+        raise RuntimeError(f"{_TOP}: {who} is on {t.device} but out[0] is on {dev0}; one call takes the "
+                           "tensors of one device")
+    if write and t.device.type != "meta" and torch._debug_has_internal_overlap(t) == 1:
+        raise RuntimeError(f"{_TOP}: {who} has overlapping elements in memory (e.g. from expand()); "
+                           "write into a tensor with distinct elements")
+
+
+def tied_groups(out, grads, counts, copies, scales, accumulate):
+    """The data-free checks of tied_grad_; returns the groups [(dests, sources, scale, accumulate)]."""
+    n = len(counts)
+    if not len(copies) == len(scales) == len(accumulate) == n:
+        raise ValueError(f"{_TOP}: counts, copies, scales and accumulate must have one entry per group, got "
+                         f"{n}, {len(copies)}, {len(scales)} and {len(accumulate)}")
+    for g in range(n):
+        if counts[g] < 1:
+            raise ValueError(f"{_TOP}: group {g} is empty: counts[{g}] must be >= 1, got {counts[g]}")
+        if copies[g] < 1:
+            raise ValueError(f"{_TOP}: group {g} has no destination: copies[{g}] must be >= 1, got {copies[g]}")
+    if sum(counts) != len(grads):
+        raise ValueError(f"{_TOP}: counts add up to {sum(counts)} but grads has {len(grads)} tensors")
+    if sum(copies) != len(out):
+        raise ValueError(f"{_TOP}: copies add up to {sum(copies)} but out has {len(out)} tensors")
+    groups, i, j = [], 0, 0
+    if n:
+        is_tensor(TIED, out[0], "out[0] (group 0)")
+    dev0 = out[0].device if n else None
+    for g in range(n):
+        src, dst = grads[i:i + counts[g]], out[j:j + copies[g]]
+        for k, t in enumerate(src):
+            who = f"grads[{i + k}] (group {g})"
+            _tied_tensor(t, who, dev0, False)
+            if k and (t.shape != src[0].shape or t.dtype != src[0].dtype):
+                what, a, b = (("shape", _shape(t), _shape(src[0])) if t.shape != src[0].shape
+                              else ("dtype", t.dtype, src[0].dtype))
+                raise ValueError(f"{_TOP}: {who} has {what} {a} but grads[{i}], the group's first source, "
+                                 f"has {b}")
+        for k, t in enumerate(dst):
+            who = f"out[{j + k}] (group {g})"
+            _tied_tensor(t, who, dev0, True)
+            if t.shape != src[0].shape:
+                raise ValueError(f"{_TOP}: {who} has shape {_shape(t)} but the group's sources have "
+                                 f"{_shape(src[0])}")
+            if k and t.dtype != dst[0].dtype:
+                raise ValueError(f"{_TOP}: {who} has dtype {t.dtype} but out[{j}], the group's first "
+                                 f"destination, has {dst[0].dtype}")
+        s = float(scales[g])
+        acc = torch.float64 if torch.float64 in (src[0].dtype, dst[0].dtype) else torch.float32
+        if not math.isfinite(s):
+            raise ValueError(f"{_TOP}: scales[{g}] must be finite, got {s!r}")
+        if not abs(s) <= _MAX[acc]:
+            raise ValueError(f"{_TOP}: scales[{g}] {s!r} overflows {acc}, the group's accumulator")
+        groups.append((dst, src, s, bool(accumulate[g])))
+        i, j = i + counts[g], j + copies[g]
+    return groups
+
+
+def _tied_alias(out, grads):
+    """Raise for the first destination (list order) that shares memory with a source (the
+    smallest such index first) or with an earlier destination."""
+    tagged = [(t, 0, i) for i, t in enumerate(grads)] + [(t, 1, j) for j, t in enumerate(out)]
+    ext = []
+    for t, kind, i in tagged:
+        if t.numel() == 0:
+            continue
+        p, isz = t.data_ptr(), t.element_size()
+        reach = [(n - 1) * s for n, s in zip(t.shape, t.stride())]
+        ext.append((p + sum(r for r in reach if r < 0) * isz, p + (sum(r for r in reach if r > 0) + 1) * isz,
+                    kind, i))
+    ext.sort()
+    best, active = None, []
+    for lo, hi, kind, i in ext:
+        active = [e for e in active if e[1] > lo]
+        for e in active:
+            (_, _, k1, i1), (k2, i2) = e, (kind, i)
+            if k1 == 0 and k2 == 0:
+                continue  # two sources: both only read
+            # the pair as (destination j, 0: a source / 1: an earlier destination, its index)
+            if k1 == 1 and k2 == 1:
+                key = (max(i1, i2), 1, min(i1, i2))
+            else:
+                key = (i1, 0, i2) if k1 == 1 else (i2, 0, i1)
+            if (best is None or key < best) and tensors_overlap(
+                    out[key[0]], (grads if key[1] == 0 else out)[key[2]]):
+                best = key
+        active.append((lo, hi, kind, i))
+    if best is None:
+        return
+    j, kind, i = best
+    if kind == 0:
+        raise RuntimeError(f"{_TOP}: out[{j}] and grads[{i}] overlap in memory; a destination must not "
+                           "alias a source")
+    raise RuntimeError(f"{_TOP}: out[{i}] and out[{j}] overlap in memory; each destination must have "
+                       "memory of its own")
+
+
+def tied(out, grads, counts, copies, scales, accumulate):
+    """Every check of tied_grad_; raises before anything is written. Returns the groups."""
+    groups = tied_groups(out, grads, counts, copies, scales, accumulate)
+    if out and out[0].device.type != "meta":
+        _tied_alias(out, grads)
+    for t in out:
+        writable(t)
+    return groups
