@@ -222,8 +222,45 @@ def _hf_models(module):
     return found
 
 
+@contextlib.contextmanager
+def _first_holders_only(module):
+    """The rule for tied tensors (docs/tied.md): a tensor that several modules hold (a tie
+    by assignment, `head.weight = emb.weight`) is initialized by the first of them in
+    named_modules() order only, which is the module whose init the eager build keeps: the
+    tie is made after construction, from the earlier module (the input embedding) to the
+    later one (the head). For the block, every later holder sees a meta-device stand-in of
+    the same shape and dtype, so its init logic runs (its other tensors are initialized as
+    usual) but writes nothing to the shared one. (A submodule shared by attribute is one
+    module: its init runs once.)"""
+    first, swaps = set(), []
+    for m in module.modules():
+        for table in (m._parameters, m._buffers):
+            for name, t in table.items():
+                if t is None:
+                    continue
+                if id(t) not in first:
+                    first.add(id(t))
+                    continue
+                stand_in = torch.empty_like(t, device="meta")
+                if isinstance(t, nn.Parameter):
+                    stand_in = nn.Parameter(stand_in, requires_grad=t.requires_grad)
+                swaps.append((table, name, t))
+                table[name] = stand_in
+    try:
+        yield
+    finally:
+        for table, name, t in swaps:
+            table[name] = t
+
+
 def _reset(module):
-    """Run `module`'s own init logic, children first as construction does."""
+    """Run `module`'s own init logic, children first as construction does; a tied tensor
+    gets the init of its first holder only (_first_holders_only)."""
+    with _first_holders_only(module):
+        _reset_all(module)
+
+
+def _reset_all(module):
     for m in _post_order(module):
         f = getattr(m, "reset_parameters", None)
         if not callable(f):

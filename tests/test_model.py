@@ -402,3 +402,37 @@ def test_materialize_bad_input():
     with pytest.raises(ValueError, match="device"):
         paramops.materialize(meta, "meta")
     assert meta.a.weight.device.type == "meta"
+
+
+class _TiedLM(nn.Module):
+    def __init__(self, V=2000, d=64):
+        super().__init__()
+        self.emb = nn.Embedding(V, d, padding_idx=0)
+        self.hidden = nn.Linear(d, d)
+        self.head = nn.Linear(d, V)
+        self.head.weight = self.emb.weight  # tied after construction: the embedding's init is kept
+
+
+@pytest.mark.parametrize("how", ["materialize", "init_module", "keyed"])
+def test_tie_by_assignment_keeps_the_first_holders_init(how):
+    """The issue: the head's kaiming_uniform overwrote the tied embedding (std 0.036 instead
+    of 1.0, non-zero padding row). The first holder's init (N(0, 1), row 0 zero) is kept; the
+    head's bias and the other layers are initialized as usual."""
+    torch.manual_seed(0)
+    eager = _TiedLM()
+    if how == "init_module":
+        model = _TiedLM()
+        paramops.init_module(model)
+    else:
+        with torch.device("meta"):
+            model = _TiedLM()
+        paramops.materialize(model, "cpu", seed=3 if how == "keyed" else None)
+    assert model.head.weight is model.emb.weight and isinstance(model.head.weight, nn.Parameter)
+    w, e = model.emb.weight.detach(), eager.emb.weight.detach()
+    assert torch.equal(w[0], torch.zeros(64))
+    n = w[1:].numel()
+    assert abs(w[1:].mean()) <= 5 / math.sqrt(n) and abs(w[1:].std() - 1) <= 5 / math.sqrt(2 * n)
+    assert abs(w[1:].std() / e[1:].std() - 1) <= 7 / math.sqrt(2 * n)
+    bound = 1 / math.sqrt(64)  # the head's bias: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    b = model.head.bias.detach()
+    assert b.abs().max() <= bound and b.abs().max() > 0.9 * bound

@@ -144,3 +144,64 @@ def test_keyed_llama_depth_does_not_change_shared_layers():
     for k in sa:
         assert_bitwise(sb[k], sa[k])
     assert "model.layers.2.mlp.up_proj.weight" in sb
+
+
+# ------------------------------------------------------------------ tied embeddings (docs/tied.md)
+def bert_mlm():
+    cfg = transformers.BertConfig(vocab_size=2000, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=128, max_position_embeddings=64)
+    return transformers.BertForMaskedLM(cfg)
+
+
+def _close(x, y):
+    """Mean and std of two samples of one normal distribution agree: 5 standard errors."""
+    n = x.numel()
+    assert abs(x.mean() - y.mean()) <= 5 * y.std() / math.sqrt(n)
+    assert abs(x.std() / y.std() - 1) <= 5 / math.sqrt(2 * n)
+
+
+TIED_MODELS = {"bert": (bert_mlm, "bert.embeddings.word_embeddings", "cls.predictions.decoder"),
+               "gpt2": (lambda: gpt2(1), "transformer.wte", "lm_head")}
+
+
+@pytest.mark.parametrize("name", list(TIED_MODELS))
+@pytest.mark.parametrize("how", ["materialize", "materialize_keyed", "init_module"])
+def test_tied_embedding_gets_the_eager_init(name, how):
+    """The issue's bug: materialize re-ran the head's init on the tied embedding (BERT's
+    padding row became non-zero). Now the tied weight has the input embedding's init, as in
+    the eager build: padding row exactly zero, mean and std as eager's; the tie is kept."""
+    make, emb_path, head_path = TIED_MODELS[name]
+    eager = build(make, contextlib.nullcontext())
+    if how == "init_module":
+        model = build(make, contextlib.nullcontext())
+        paramops.init_module(model)
+    else:
+        with torch.device("meta"):
+            model = make()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            paramops.materialize(model, "cpu", seed=SEED if how == "materialize_keyed" else None)
+    emb, head = model.get_submodule(emb_path), model.get_submodule(head_path)
+    assert head.weight is emb.weight
+    assert paramops.find_tied(model)[0] == sorted([emb_path + ".weight", head_path + ".weight"])
+    w, e = emb.weight.detach(), eager.get_submodule(emb_path).weight.detach()
+    pad = emb.padding_idx
+    if pad is not None:
+        assert torch.equal(w[pad], torch.zeros_like(w[pad])) and torch.equal(e[pad], torch.zeros_like(e[pad]))
+        keep = torch.ones(w.shape[0], dtype=torch.bool)
+        keep[pad] = False
+        w, e = w[keep], e[keep]
+    _close(w, e)
+
+
+def test_tied_keyed_materialize_twice_gives_the_same_bits():
+    models = []
+    for _ in range(2):
+        with torch.device("meta"):
+            m = bert_mlm()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            models.append(paramops.materialize(m, "cpu", seed=7))
+    for (n, a), (_, b) in zip(models[0].state_dict().items(), models[1].state_dict().items()):
+        if a.is_floating_point():
+            assert_bitwise(a, b)
