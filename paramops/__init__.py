@@ -17,10 +17,12 @@ from . import init  # paramops.init: a drop-in torch.nn.init
 from .patching import patch, patched, unpatch
 from .tied import TiedGroup, find_tied, tied_grad_, tied_grads_
 from .model import fused_init, init_module, materialize, stream_key
+from .tying import TiedHandle, tie_gradients
 
 __all__ = ["backend_info", "constant_", "draw_seed", "fill_", "generator_handle", "multi_init_", "normal_",
            "trunc_normal_", "uniform_"]
 __all__ += ["init", "patch", "patched", "unpatch"]
 __all__ += ["TiedGroup", "find_tied", "tied_grad_", "tied_grads_"]
 __all__ += ["fused_init", "init_module", "materialize", "stream_key"]
+__all__ += ["TiedHandle", "tie_gradients"]
 __version__ = "0.1.0"

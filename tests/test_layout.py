@@ -17,7 +17,7 @@ LAYERS = [
     ("registration", ["paramops.registration"]),
     ("ops", ["paramops.ops", "paramops.tied"]),
     ("init and patching", ["paramops.init", "paramops.patching"]),
-    ("fused and model", ["paramops.capture", "paramops.model"]),
+    ("fused and model", ["paramops.capture", "paramops.model", "paramops.tying"]),
     ("package", ["paramops"]),  # paramops/__init__.py: the public names
     ("bench and cli", ["paramops.bench", "paramops.__main__"]),  # on the public API
 ]
