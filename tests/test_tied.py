@@ -3,8 +3,9 @@
 
 Every backend writes the spec's bits: the C++ kernel with the CPU's fused pass ("cpp", at
 each instruction set), the C++ kernel over the Python reference writer ("refwriter") and
-over the ATen writes ("triton": the Triton writer has no tied kernel yet, so tied_aten
-serves it), and the Python kernel without the extension ("python"). Outputs are poisoned,
+over the Triton kernel under TRITON_INTERPRET ("triton"), over a writer without a tied
+method ("aten": the ATen writes, tied_aten, which a CUDA build without its own kernel would
+use), and the Python kernel without the extension ("python"). Outputs are poisoned,
 sizes odd, views misaligned and strided."""
 import itertools
 import os
@@ -14,10 +15,17 @@ import pytest
 import torch
 
 import paramops
-from conftest import DTYPES, HAS_CPP, PYTHON_KERNELS, assert_bitwise, bits, served_by
+from conftest import DTYPES, HAS_CPP, PYTHON_KERNELS, assert_bitwise, bits, require, served_by
+from paramops import registration
+from paramops.backends import python as _pykernels
 from paramops.spec import tied as T
 
-BACKENDS = ["python"] + (["cpp", "refwriter", "aten"] if HAS_CPP else [])
+BACKENDS = ["python", "triton"] + (["cpp", "refwriter", "aten"] if HAS_CPP else [])
+
+
+class _NoTied:
+    """A Python writer with no tied method: the C++ kernel falls back to the ATen writes."""
+    name = "aten"
 OP = torch.ops.paramops.tied_grad_.default
 
 
@@ -29,9 +37,20 @@ def run(backend, out, grads, counts, copies, scales, accumulate):
         with served_by("cpu", "python"):
             OP(*args)
     elif backend == "aten":
-        pytest.importorskip("triton")
-        with served_by("cpu", "triton"):
+        from paramops.core import ext
+        ext.C.register("cpu", _NoTied())
+        try:
             OP(*args)
+        finally:
+            registration.register("cpu", registration.backend("cpu"))
+    elif backend == "triton":
+        require("triton")
+        from paramops.backends import triton
+        if HAS_CPP:
+            with served_by("cpu", "triton"):
+                OP(*args)
+        else:
+            _pykernels.make(triton.Writer())["tied_grad_"](*args)
     else:
         OP(*args)
 

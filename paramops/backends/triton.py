@@ -11,7 +11,7 @@ def kernels():
     global _kernels
     if _kernels is None:
         from . import kernels as k
-        from .kernels import multi, random  # noqa: F401  (loads the submodules)
+        from .kernels import multi, random, tied  # noqa: F401  (loads the submodules)
 
         _kernels = k
     return _kernels
@@ -25,3 +25,6 @@ class Writer:
 
     def multi(self, tensors, table):
         kernels().multi.launch(tensors, table)
+
+    def tied(self, groups):
+        kernels().tied.launch(groups)

@@ -558,7 +558,7 @@ def test_kernels_not_imported_with_paramops():
 PTX_CHECK = r"""
 import re, sys, triton
 from triton.backends.compiler import GPUTarget
-from paramops.backends.kernels import random as RK, multi as MK
+from paramops.backends.kernels import random as RK, multi as MK, tied as TK
 
 def ptx(fn, sig, consts):
     src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=consts)
@@ -570,9 +570,18 @@ texts = [ptx(RK.random_kernel, sig, {"DIST": 2, "OUT": 2, "NDIM": 2, "BLOCK": 25
          ptx(RK.random_kernel, dict(sig, out_ptr="*fp64"), {"DIST": 1, "OUT": 1, "NDIM": 0, "BLOCK": 256}),
          ptx(MK.multi_kernel, {"meta_ptr": "*i64", "n_entries": "i32", "OUT": "constexpr", "NBITS": "constexpr",
                                "BLOCK": "constexpr"}, {"OUT": 0, "NBITS": 2, "BLOCK": 256})]
-for t in texts:
+tsig = {"meta_ptr": "*i64", "addr_ptr": "*i64", "n_groups": "i32",
+        **{c: "constexpr" for c in ("SRC", "DST", "F64", "NBITS", "BLOCK")}}
+tied = [ptx(TK.tied_kernel, tsig, {"SRC": 3, "DST": 0, "F64": False, "NBITS": 2, "BLOCK": 256}),   # bf16 -> f32
+        ptx(TK.tied_kernel, tsig, {"SRC": 1, "DST": 2, "F64": True, "NBITS": 2, "BLOCK": 256})]    # f64 -> f16
+for t in tied:  # the tied sum: adds and a multiply, each rounded, no fma; downcasts round to nearest even
+    assert "add.rn.f32" in t or "add.rn.f64" in t
+    cvt = set(re.findall(r"\bcvt\.[\w.]*f32\.f64\b", t))
+    assert all(".rn" in c for c in cvt), cvt
+for t in texts + tied:
     ops = set(re.findall(r"\b((?:div|sqrt|rcp|fma|mad|add|sub|mul|ex2|lg2)\.[\w.]*f(?:32|64))\b", t))
-    assert {"div.rn.f32", "sqrt.rn.f32"} <= ops or {"div.rn.f64", "sqrt.rn.f64"} <= ops, ops
+    assert t in tied or {"div.rn.f32", "sqrt.rn.f32"} <= ops or {"div.rn.f64", "sqrt.rn.f64"} <= ops, ops
+    assert not any(o.startswith("fma") for o in ops) or t not in tied, ops
     bad = [o for o in ops if "approx" in o or "full" in o or "ftz" in o or o.startswith(("mad", "rcp", "ex2", "lg2"))]
     assert not bad, bad
     # enable_fp_fusion=False: every float add/sub/mul carries .rn, which ptxas never contracts
