@@ -158,5 +158,14 @@ int launch_multi(const MultiEntry* entries_dev, const int64_t* calls_start_dev, 
   return check_launch();
 }
 
+int launch_tied(const TiedEntry* entries_dev, const int64_t* start_dev, const uint64_t* addrs_dev, int64_t n,
+                int64_t total, int sms, void* stream) {
+  if (n <= 0 || total <= 0) return 0;
+  const cudaStream_t s = static_cast<cudaStream_t>(stream);
+  tied_kernel<<<grid_for<tied_kernel>((uint64_t)total, sms), kThreads, 0, s>>>(entries_dev, start_dev, addrs_dev, n,
+                                                                              total);
+  return check_launch();
+}
+
 }  // namespace cuda
 }  // namespace paramops

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "cuda/generate.cuh"
+#include "cuda/tied.cuh"
 
 namespace paramops {
 namespace cuda {
@@ -34,6 +35,10 @@ int launch_tiled_many(const Gen& g, void* base, const TileShape& t, int nd, cons
 // entries_dev[n] and calls_start_dev[n + 1] in device memory, total = calls_start[n] > 0.
 int launch_multi(const MultiEntry* entries_dev, const int64_t* calls_start_dev, int64_t n, int64_t total,
                  int sms, void* stream);
+// tied_grad_'s groups in one launch: entries_dev[n], start_dev[n + 1] (total = start[n] > 0)
+// and the address list in device memory.
+int launch_tied(const TiedEntry* entries_dev, const int64_t* start_dev, const uint64_t* addrs_dev, int64_t n,
+                int64_t total, int sms, void* stream);
 
 }  // namespace cuda
 }  // namespace paramops

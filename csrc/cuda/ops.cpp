@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "cpu/job.h"
+#include "cpu/checks.h"
 #include "cpu/multi.h"
 #include "cpu/writer.h"
 #include "cuda/launch.h"
@@ -196,6 +197,76 @@ void multi_write(cpu::Tensors tensors, const cpu::Scratch& sc) {
   }
 }
 
+// ---------------------------------------------------------------- tied_grad_
+// Every group in one launch (cuda/tied.cuh): TiedEntry records, the prefix sums of the
+// groups' numels and the address list go to the device in one pinned buffer and one
+// async copy. Non-contiguous sources are read from contiguous copies, non-contiguous
+// destinations written by copy_ from the result (as the CPU's fused pass, tied_cpu.cpp).
+void tied_write(const std::vector<cpu::TiedGroup>& groups) {
+  constexpr const char* op = "tied_grad_";
+  std::vector<TiedEntry> entries;
+  std::vector<uint64_t> addrs;
+  std::vector<at::Tensor> keep;
+  std::vector<std::pair<const cpu::TiedGroup*, at::Tensor>> after;
+  for (const cpu::TiedGroup& g : groups) {
+    const at::Tensor& d0 = g.dst[0];
+    if (d0.numel() == 0) continue;
+    const int64_t src0 = static_cast<int64_t>(addrs.size());
+    for (const at::Tensor& t : g.src) {
+      if (!t.is_contiguous()) keep.push_back(t.contiguous());
+      addrs.push_back(reinterpret_cast<uintptr_t>((t.is_contiguous() ? t : keep.back()).data_ptr()));
+    }
+    const int64_t dst0 = static_cast<int64_t>(addrs.size());
+    at::Tensor result;
+    for (const at::Tensor& t : g.dst) {
+      if (!t.is_contiguous()) continue;
+      addrs.push_back(reinterpret_cast<uintptr_t>(t.data_ptr()));
+      if (!result.defined()) result = t;
+    }
+    if (!result.defined()) {
+      keep.push_back(at::empty(d0.sizes(), d0.options().memory_format(at::MemoryFormat::Contiguous)));
+      result = keep.back();
+      addrs.push_back(reinterpret_cast<uintptr_t>(result.data_ptr()));
+    }
+    const int64_t ndst = static_cast<int64_t>(addrs.size()) - dst0;
+    uint64_t rd = 0;
+    if (g.add) {
+      if (!d0.is_contiguous()) keep.push_back(d0.contiguous());
+      rd = reinterpret_cast<uintptr_t>((d0.is_contiguous() ? d0 : keep.back()).data_ptr());
+    }
+    if (ndst < static_cast<int64_t>(g.dst.size()) || !d0.is_contiguous()) after.emplace_back(&g, result);
+    entries.push_back(make_tied_entry(d0.numel(), cpu::dtype_code(g.src[0].scalar_type()),
+                                      cpu::dtype_code(d0.scalar_type()), g.scale, g.add, src0,
+                                      static_cast<int64_t>(g.src.size()), dst0, ndst, rd));
+  }
+  if (entries.empty()) return;
+  const at::Device device = groups[0].dst[0].device();
+  const c10::cuda::CUDAGuard guard(device);
+  const int dev = device.index();
+  const int64_t n = static_cast<int64_t>(entries.size());
+  const int64_t eb = n * static_cast<int64_t>(sizeof(TiedEntry)), sb = (n + 1) * 8,
+                ab = static_cast<int64_t>(addrs.size()) * 8;
+  at::Tensor host = pinned_bytes(eb + sb + ab, op);
+  char* hp = static_cast<char*>(host.data_ptr());
+  std::memcpy(hp, entries.data(), eb);
+  int64_t* start = reinterpret_cast<int64_t*>(hp + eb);
+  start[0] = 0;
+  for (int64_t k = 0; k < n; ++k) start[k + 1] = start[k] + entries[k].numel;
+  std::memcpy(hp + eb + sb, addrs.data(), ab);
+  const at::Tensor dbuf = host.to(device, /*non_blocking=*/true);
+  const char* dp = static_cast<const char*>(dbuf.const_data_ptr());
+  check_launch(launch_tied(reinterpret_cast<const TiedEntry*>(dp), reinterpret_cast<const int64_t*>(dp + eb),
+                           reinterpret_cast<const uint64_t*>(dp + eb + sb), n, start[n], sms_of(dev, op),
+                           current_stream(dev)),
+               op);
+  at::AutoDispatchBelowADInplaceOrView below;
+  for (const auto& [g, result] : after) {
+    for (const at::Tensor& d : g->dst) {
+      if (!d.is_contiguous()) d.copy_(result);
+    }
+  }
+}
+
 class CudaWriter final : public cpu::Writer {
  public:
   void random(const at::Tensor& self, const Job& job, int64_t offset, const char* op) override {
@@ -203,6 +274,7 @@ class CudaWriter final : public cpu::Writer {
     write(self, gen_of(job), offset, op);
   }
   void multi(cpu::Tensors tensors, const cpu::Scratch& sc) override { multi_write(tensors, sc); }
+  void tied(const std::vector<cpu::TiedGroup>& groups) override { tied_write(groups); }
 };
 
 }  // namespace

@@ -74,6 +74,10 @@ def host(tmp_path_factory):
                              ctypes.POINTER(u64), ctypes.POINTER(u64), PI64, ctypes.POINTER(ctypes.c_void_p), PI64,
                              ctypes.POINTER(u64), ctypes.c_int, ctypes.c_int]
     lib.ph_multi.restype = ctypes.c_int64
+    PI = ctypes.POINTER(ctypes.c_int)
+    lib.ph_tied.argtypes = [ctypes.c_int, PI64, PI64, PI64, PI, PI, PD, PI, ctypes.POINTER(ctypes.c_void_p),
+                            ctypes.c_int, ctypes.c_int]
+    lib.ph_tied.restype = None
     return lib
 
 
@@ -354,8 +358,9 @@ def test_ptx_is_exact(tmp_path):
                 "sqrt.rn.f32", "sqrt.rn.f64", "add.rn.f32", "sub.rn.f32"):
         assert ins in ptx, ins
     entries = re.findall(r"\.entry\s+(\S+)\(", ptx)
-    # 12 (dist, dtype) x contiguous, strided and tiled (each with Dims and DimsPtr), and the multi kernel
-    assert len(entries) == 61, entries
+    # 12 (dist, dtype) x contiguous, strided and tiled (each with Dims and DimsPtr), the multi
+    # kernel and the tied_grad_ kernel
+    assert len(entries) == 62, entries
 
 
 @requires_nvcc
@@ -384,7 +389,7 @@ def test_nvcc_object_and_ptxas_report(kernels_object, tmp_path, record_property)
     """Compiles to an sm_90 object; prints ptxas' registers and spills per kernel (information)."""
     report = kernels_object[1]
     funcs = re.findall(r"Compiling entry function '(\S+)'", report)
-    assert len(funcs) == 61, report[:2000]
+    assert len(funcs) == 62, report[:2000]
     regs = [int(x) for x in re.findall(r"Used (\d+) registers", report)]
     spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
     spilled = sum(1 for s, l in spills if int(s) or int(l))
@@ -475,3 +480,37 @@ def test_registration_api():
         assert registration.backend("cuda") in ("triton", "python")
         return
     assert registration.backend("cuda") in ("cuda", "triton", "python")
+
+
+# ------------------------------------------------------------------ tied_grad_
+@requires_cpp
+@requires_gxx
+@pytest.mark.parametrize("grid,block", [(1, 1), (3, 32), (7, 128)])
+def test_tied_body_equals_cpu(host, grid, block):
+    """cuda/tied.cuh's body over an emulated grid: every dtype pair, K from 1 to 16,
+    copies, add and overwrite, misaligned starts; bitwise against the CPU op."""
+    from paramops.spec import tied as T
+    g = torch.Generator().manual_seed(grid * 1000 + block)
+    groups, k = [], 0
+    for sdt in DTYPES:
+        for ddt in DTYPES:
+            n, K, nd = 1 + (37 * k) % 301, 1 + k % 16, 1 + k % 2
+            srcs = [(torch.randn(n + 1, generator=g, dtype=torch.float64) * 8).to(sdt)[1:] for _ in range(K)]
+            dests = [torch.full((n,), float("nan"), dtype=ddt) for _ in range(nd)]
+            add = k % 3 == 0
+            if add:
+                for d in dests:
+                    d.copy_(torch.randn(n, generator=g))
+            groups.append((srcs, dests, 0.37 if k % 4 else 1.0, add))
+            k += 1
+    want = [T.tied_sum(s, d[0], sc, a) for s, d, sc, a in groups]
+    addrs = [t.data_ptr() for s, d, _, _ in groups for t in s + d]
+    host.ph_tied(len(groups), _arr(ctypes.c_int64, [s[0].numel() for s, *_ in groups]),
+                 _arr(ctypes.c_int64, [len(s) for s, *_ in groups]), _arr(ctypes.c_int64, [len(d) for _, d, *_ in groups]),
+                 _arr(ctypes.c_int, [DT[s[0].dtype] for s, *_ in groups]),
+                 _arr(ctypes.c_int, [DT[d[0].dtype] for _, d, *_ in groups]),
+                 _arr(ctypes.c_double, [sc for *_, sc, _ in groups]), _arr(ctypes.c_int, [int(a) for *_, a in groups]),
+                 _arr(ctypes.c_void_p, addrs), grid, block)
+    for (s, d, sc, a), w in zip(groups, want):
+        for t in d:
+            assert same_bits(t, w), (s[0].dtype, d[0].dtype, len(s), sc, a)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cuda/generate.cuh"
+#include "cuda/tied.cuh"
 
 using namespace paramops;
 using namespace paramops::cuda;
@@ -221,6 +222,28 @@ int64_t ph_multi(int k, const int* kinds, const int* dtypes, const double* param
     }
   }
   return total;
+}
+
+// tied_grad_'s kernel over k groups (contiguous, non-empty): group i has numels[i]
+// elements, nsrc[i] sources then ndst[i] destinations in `addrs` (in that order, group
+// after group), dtype codes sdt/ddt, scale, add. Emulates tied_kernel over grid x block.
+void ph_tied(int k, const int64_t* numels, const int64_t* nsrc, const int64_t* ndst, const int* sdt, const int* ddt,
+             const double* scales, const int* adds, void* const* addrs, int grid, int block) {
+  std::vector<TiedEntry> entries(k);
+  std::vector<int64_t> start(k + 1);
+  start[0] = 0;
+  int64_t a = 0;
+  for (int i = 0; i < k; ++i) {
+    entries[i] = make_tied_entry(numels[i], sdt[i], ddt[i], scales[i], adds[i] != 0, a, nsrc[i], a + nsrc[i],
+                                 ndst[i], (uint64_t)(uintptr_t)addrs[a + nsrc[i]]);
+    a += nsrc[i] + ndst[i];
+    start[i + 1] = start[i] + numels[i];
+  }
+  std::vector<uint64_t> ad(a);
+  for (int64_t j = 0; j < a; ++j) ad[j] = (uint64_t)(uintptr_t)addrs[j];
+  for (int b = 0; b < grid; ++b) {
+    for (int t = 0; t < block; ++t) tied_body(entries.data(), start.data(), ad.data(), k, start[k], b, t, grid, block);
+  }
 }
 
 // coalesce_dims, for the test of the dims it gives.
