@@ -9,6 +9,7 @@ from . import report
 from .calls import BUILDS, CALLS, call_cases
 from .cases import DEFAULT_MODELS, DTYPES, OPS, QUICK_MODELS, WAYS, build_cases, devices_for, parse_model
 from .run import run
+from .tied import STEPS, TIED, tied_cases
 from .timing import _loadavg
 
 QUICK_BUILDS = ("tiny", "cnn")
@@ -36,6 +37,12 @@ def add_arguments(p):
     p.add_argument("--builds", default=None,
                    help="comma list of the model builds " + ",".join(BUILDS) + " (plain torch, fused_init, "
                         "patched, init_module), or 'none' (default: all; --quick: " + ",".join(QUICK_BUILDS) + ")")
+    p.add_argument("--tied", default=None,
+                   help="comma list of the tied-gradient cases " + ",".join(TIED) + " (float32 and bfloat16), "
+                        "or 'none' (default: all; --quick: none)")
+    p.add_argument("--steps", default=None,
+                   help="comma list of the whole-backward-step cases " + ",".join(STEPS) + ", or 'none' "
+                        "(default: all; --quick: none)")
     p.add_argument("--llama-layers", type=int, default=None,
                    help="decoder layers of the Llama-7B list (default: all 32 if memory allows, else a few)")
     p.add_argument("--quick", action="store_true",
@@ -90,7 +97,17 @@ def main(args):
     for b in builds:
         if b not in BUILDS:
             raise SystemExit(f"unknown build {b!r}; choose from {', '.join(BUILDS)}")
+    tied = ([] if args.quick else list(TIED)) if args.tied is None else ([] if args.tied == "none" else _csv(args.tied))
+    steps = ([] if args.quick else list(STEPS)) if args.steps is None else ([] if args.steps == "none"
+                                                                          else _csv(args.steps))
+    for t in tied:
+        if t not in TIED:
+            raise SystemExit(f"unknown tied case {t!r}; choose from {', '.join(TIED)}")
+    for t in steps:
+        if t not in STEPS:
+            raise SystemExit(f"unknown step case {t!r}; choose from {', '.join(STEPS)}")
     cases = call_cases(calls, builds, args.llama_layers)
+    cases += tied_cases(tied, steps, devices_for(args.device))
     cases += build_cases(devices_for(args.device), ops, dtypes, sizes, models, args.quick, args.llama_layers,
                          ways, args.check)
     load0 = _loadavg()
@@ -100,7 +117,7 @@ def main(args):
     t0 = time.perf_counter()
     rows = run(cases, budget, args.repeat, progress=not args.no_progress)
     wall = time.perf_counter() - t0
-    settings = {"calls": calls, "builds": builds, "ops": ops, "dtypes": dtypes, "sizes_log2": sizes,
+    settings = {"calls": calls, "builds": builds, "tied": tied, "steps": steps, "ops": ops, "dtypes": dtypes, "sizes_log2": sizes,
                 "models": models, "ways": ways,
                 "check": args.check, "quick": args.quick,
                 "repeat": args.repeat, "budget_s": budget, "wall_s": wall,

@@ -90,11 +90,13 @@ def table(rows):
     per model case with each way's ratio to the nn.init loop."""
     call_rows = [r for r in rows if r.get("kind") == "call"]
     build_rows = [r for r in rows if r.get("kind") == "build"]
+    tied_rows = [r for r in rows if r.get("kind") == "tied"]
+    step_rows = [r for r in rows if r.get("kind") == "step"]
     tensor_rows = [r for r in rows if r.get("kind") == "tensor" or (r.get("kind") == "model" and "ways" not in r)]
     model_rows = [r for r in rows if r.get("kind") == "model" and "ways" in r]
     out = []
-    for part, fn in ((call_rows, call_table), (build_rows, build_table), (tensor_rows, _tensor_table),
-                     (model_rows, model_table)):
+    for part, fn in ((call_rows, call_table), (build_rows, build_table), (tied_rows, tied_table),
+                     (step_rows, step_table), (tensor_rows, _tensor_table), (model_rows, model_table)):
         if part:
             out += ([""] if out else []) + fn(part)
     return "\n".join(out)
@@ -143,6 +145,38 @@ def build_table(rows):
     out.append("Builds, same run, samples interleaved: construct the model with plain torch, inside "
                "paramops.fused_init(), inside paramops.patched(); re-init = the model's own init logic "
                "through torch, init_module = the same through paramops.init_module.")
+    return out
+
+
+def tied_table(rows):
+    """Tied-gradient sums: the fused op against autograd's pairwise adds and two other ways;
+    x = their time over the fused op's (>= 1: the fused op is faster)."""
+    head = ["device", "dtype", "case", "MB", "fused ms", "GB/s", "pairwise ms", "x pairwise", "x stack",
+            "x foreach"]
+    lines = [[r["device"], r["dtype"], r["label"], _f(r.get("mb"), ".0f"), _f(r.get("fused_ms"), ".2f"),
+              _f(r.get("fused_gbps"), ".1f"), _f(r.get("pairwise_ms"), ".2f"), _x(r, "pairwise"), _x(r, "stack"),
+              _x(r, "foreach")] for r in rows]
+    out = _grid(head, lines, 3)
+    for r in rows:
+        for k in [k for k in r if k.endswith("error")]:
+            out.append(f"{r['label']} {r['dtype']} {k}: {r[k]}")
+    out.append("Tied sums, same run, samples interleaved: fused = paramops.tied_grads_ (one op call for the case's "
+               "weights; GB/s counts K reads and one write); pairwise = torch.add then add_ in the tensor's dtype "
+               "(autograd's pattern); stack = torch.stack(...).sum(0); foreach = torch._foreach_add_.")
+    return out
+
+
+def step_table(rows):
+    """Whole backward steps: plain autograd against paramops.tie_gradients (x >= 1: not slower)."""
+    head = ["device", "dtype", "case", "plain ms", "tie_gradients ms", "x plain"]
+    lines = [[r["device"], r["dtype"], r["label"], _f(r.get("plain_ms"), ".1f"), _f(r.get("tied_ms"), ".1f"),
+              _f(r.get("x"), ".2f")] for r in rows]
+    out = _grid(head, lines, 3)
+    for r in rows:
+        for k in [k for k in r if k.endswith("error")]:
+            out.append(f"{r['label']} {r['dtype']} {k}: {r[k]}")
+    out.append("Steps, same run: zero_grad, forward and backward of the ALBERT-like stack, the same weights, "
+               "without and with paramops.tie_gradients over its three weights.")
     return out
 
 

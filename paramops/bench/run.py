@@ -11,7 +11,7 @@ def run_case(case, refs, budget_s=0.5, repeat=None):
     """Measure one case; refs caches the fill_ reference per ref_key. Returns a row dict."""
     if case.kind == "model":
         return run_model_case(case, refs, budget_s, repeat)
-    if case.kind in ("call", "build"):
+    if case.kind in ("call", "build", "tied", "step"):
         return case.run(budget_s, repeat)
     row = {"kind": case.kind, "device": case.device, "dtype": str(case.dtype).replace("torch.", ""),
            "case": case.label, "log2n": case.log2n, "model": case.model, "op": case.op,
