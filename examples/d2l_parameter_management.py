@@ -103,12 +103,16 @@ def custom_init():
 
 # --------------------------------------------------------------------- 5.2.3 tied
 def tied():
-    """One layer used twice: both uses see one tensor, and its gradients add."""
+    """One layer used twice: both uses see one tensor, and its gradients add. Under
+    paramops.tie_gradients the two uses' gradients are summed by one fused op in float32
+    (for K = 2 in float32, exactly autograd's sum); find_tied names the shared tensors."""
     shared = nn.Linear(8, 8)
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
     paramops.init_module(net)  # reset_parameters of every layer, fused; the shared one once
+    print(paramops.find_tied(net))  # [['2.weight', '4.weight'], ['2.bias', '4.bias']]
     X = torch.rand(size=(2, 4))
-    net(X).sum().backward()
+    with paramops.tie_gradients(net):
+        net(X).sum().backward()
     print(net[2].weight.data[0] == net[4].weight.data[0])
     net[2].weight.data[0, 0] = 100
     print(net[2].weight.data[0] == net[4].weight.data[0])  # the same object, not a copy

@@ -100,9 +100,9 @@ class _Tied:
         """The tensor hook before AccumulateGrad (plain ties): the placeholder -> the sum."""
         if self.n == 0 or not self.h.active:
             return None
-        if incoming is self.placeholder:
-            incoming = None
         p, h = self.params[0], self.h
+        if incoming is self.placeholder or h.main_grad:
+            incoming = None  # main_grad: a use outside a holder's call keeps plain autograd's .grad
         src = self._sources(incoming)
         self._reset()
         if h.main_grad:

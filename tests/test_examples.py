@@ -85,16 +85,21 @@ def test_custom_init():
 
 
 def test_tied_gradients_add():
+    """The walkthrough's backward ran under tie_gradients: its shared gradient is the sum of
+    the two uses' gradients, taken from an untied copy with the weights before the edit
+    (for K = 2 in float32 the fused sum is autograd's, bit for bit)."""
+    torch.manual_seed(1)
     net, X = D2L.tied()
     assert net[2] is net[4] and net[2].weight[0, 0] == 100
-    # untie a copy (weights as before the edit) and check the shared grad is the sum
+    assert paramops.find_tied(net) == [["2.weight", "4.weight"], ["2.bias", "4.bias"]]
     torch.manual_seed(1)
     shared = nn.Linear(8, 8)
-    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
-    untied = copy.deepcopy(net)
+    again = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), shared, nn.ReLU(), shared, nn.ReLU(), nn.Linear(8, 1))
+    paramops.init_module(again)
+    untied = copy.deepcopy(again)
     untied[4] = copy.deepcopy(untied[2])
     assert untied[2] is not untied[4]
-    net(X).sum().backward()
     untied(X).sum().backward()
-    assert torch.allclose(shared.weight.grad, untied[2].weight.grad + untied[4].weight.grad, rtol=1e-6, atol=1e-7)
+    assert_bitwise(net[2].weight.grad, untied[2].weight.grad + untied[4].weight.grad)
+    assert_bitwise(net[2].bias.grad, untied[2].bias.grad + untied[4].bias.grad)
     assert not torch.allclose(untied[2].weight.grad, untied[4].weight.grad)

@@ -414,3 +414,34 @@ def test_ddp_world_size_2_same_gradients(tmp_path):
         assert plain_g.keys() == tied_g.keys()
         for n in plain_g:
             assert_bitwise(tied_g[n], plain_g[n])
+
+
+class DirectUse(nn.Module):
+    """The tied weight used once through its holder's call and once read directly."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.head = nn.Linear(8, 20, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, ids):
+        h = torch.tanh(self.emb(ids))
+        return self.head(h) + h @ self.emb.weight.t()  # the second use is not a holder's call
+
+
+@pytest.mark.parametrize("main_grad", [False, True])
+def test_a_use_outside_a_holders_call(main_grad):
+    torch.manual_seed(12)
+    m, ids = DirectUse(), torch.randint(0, 20, (5,))
+    m(ids).square().sum().backward()
+    want = m.emb.weight.grad.clone()
+    m.zero_grad(set_to_none=True)
+    with paramops.tie_gradients(m, main_grad=main_grad):
+        m(ids).square().sum().backward()
+    w = m.emb.weight
+    if not main_grad:  # three uses, float32: within rounding of autograd's order
+        torch.testing.assert_close(w.grad, want, rtol=1e-6, atol=1e-6)
+    else:  # the holders' uses in main_grad, the direct one in .grad: together autograd's sum
+        torch.testing.assert_close(w.main_grad + w.grad, want, rtol=1e-6, atol=1e-6)
+        assert not torch.equal(w.grad, torch.zeros_like(w.grad))
