@@ -36,7 +36,9 @@ PyObject* checked(PyObject* o) {
   return o;
 }
 
-PyObject* tensor_list(const std::vector<at::Tensor>& ts) {
+// A new Python list of the tensors of ts (a std::vector or Tensors).
+template <class L>
+PyObject* tensor_list(const L& ts) {
   PyObject* list = checked(PyList_New(static_cast<Py_ssize_t>(ts.size())));
   for (size_t i = 0; i < ts.size(); ++i) {
     PyObject* t = THPVariable_Wrap(ts[i]);
@@ -81,15 +83,7 @@ class PyWriter final : public Writer {
     at::Tensor table = multi_table(tensors, sc);
     if (table.size(0) == 0) return;
     GIL gil;
-    PyObject* list = checked(PyList_New(static_cast<Py_ssize_t>(tensors.size())));
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      PyObject* t = THPVariable_Wrap(tensors[i]);
-      if (t == nullptr) {
-        Py_DECREF(list);
-        throw python_error();
-      }
-      PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), t);
-    }
+    PyObject* list = tensor_list(tensors);
     PyObject* tab = THPVariable_Wrap(table);
     PyObject* res = tab == nullptr ? nullptr : PyObject_CallMethod(obj_, "multi", "OO", list, tab);
     Py_XDECREF(tab);

@@ -59,6 +59,15 @@ def _csv(s):
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
+def _names(arg, default, allowed, what):
+    """A comma-list option: None gives `default`, 'none' nothing; unknown names exit."""
+    names = list(default) if arg is None else ([] if arg == "none" else _csv(arg))
+    for n in names:
+        if n not in allowed:
+            raise SystemExit(f"unknown {what} {n!r}; choose from {', '.join(allowed)}")
+    return names
+
+
 def main(args):
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,24 +97,10 @@ def main(args):
         ways.insert(0, "nn.init")  # the ratios' reference
     budget = args.budget if args.budget is not None else (0.1 if args.quick else 0.5)
 
-    calls = list(CALLS) if args.calls is None else ([] if args.calls == "none" else _csv(args.calls))
-    builds = (list(QUICK_BUILDS if args.quick else BUILDS) if args.builds is None
-              else ([] if args.builds == "none" else _csv(args.builds)))
-    for c in calls:
-        if c not in CALLS:
-            raise SystemExit(f"unknown call case {c!r}; choose from {', '.join(CALLS)}")
-    for b in builds:
-        if b not in BUILDS:
-            raise SystemExit(f"unknown build {b!r}; choose from {', '.join(BUILDS)}")
-    tied = ([] if args.quick else list(TIED)) if args.tied is None else ([] if args.tied == "none" else _csv(args.tied))
-    steps = ([] if args.quick else list(STEPS)) if args.steps is None else ([] if args.steps == "none"
-                                                                          else _csv(args.steps))
-    for t in tied:
-        if t not in TIED:
-            raise SystemExit(f"unknown tied case {t!r}; choose from {', '.join(TIED)}")
-    for t in steps:
-        if t not in STEPS:
-            raise SystemExit(f"unknown step case {t!r}; choose from {', '.join(STEPS)}")
+    calls = _names(args.calls, CALLS, CALLS, "call case")
+    builds = _names(args.builds, QUICK_BUILDS if args.quick else BUILDS, BUILDS, "build")
+    tied = _names(args.tied, () if args.quick else TIED, TIED, "tied case")
+    steps = _names(args.steps, () if args.quick else STEPS, STEPS, "step case")
     cases = call_cases(calls, builds, args.llama_layers)
     cases += tied_cases(tied, steps, devices_for(args.device))
     cases += build_cases(devices_for(args.device), ops, dtypes, sizes, models, args.quick, args.llama_layers,

@@ -148,6 +148,10 @@ def build_table(rows):
     return out
 
 
+def _errors(rows):
+    return [f"{r['label']} {r['dtype']} {k}: {r[k]}" for r in rows for k in r if k.endswith("error")]
+
+
 def tied_table(rows):
     """Tied-gradient sums: the fused op against autograd's pairwise adds and two other ways;
     x = their time over the fused op's (>= 1: the fused op is faster)."""
@@ -156,10 +160,7 @@ def tied_table(rows):
     lines = [[r["device"], r["dtype"], r["label"], _f(r.get("mb"), ".0f"), _f(r.get("fused_ms"), ".2f"),
               _f(r.get("fused_gbps"), ".1f"), _f(r.get("pairwise_ms"), ".2f"), _x(r, "pairwise"), _x(r, "stack"),
               _x(r, "foreach")] for r in rows]
-    out = _grid(head, lines, 3)
-    for r in rows:
-        for k in [k for k in r if k.endswith("error")]:
-            out.append(f"{r['label']} {r['dtype']} {k}: {r[k]}")
+    out = _grid(head, lines, 3) + _errors(rows)
     out.append("Tied sums, same run, samples interleaved: fused = paramops.tied_grads_ (one op call for the case's "
                "weights; GB/s counts K reads and one write); pairwise = torch.add then add_ in the tensor's dtype "
                "(autograd's pattern); stack = torch.stack(...).sum(0); foreach = torch._foreach_add_.")
@@ -171,10 +172,7 @@ def step_table(rows):
     head = ["device", "dtype", "case", "plain ms", "tie_gradients ms", "x plain"]
     lines = [[r["device"], r["dtype"], r["label"], _f(r.get("plain_ms"), ".1f"), _f(r.get("tied_ms"), ".1f"),
               _f(r.get("x"), ".2f")] for r in rows]
-    out = _grid(head, lines, 3)
-    for r in rows:
-        for k in [k for k in r if k.endswith("error")]:
-            out.append(f"{r['label']} {r['dtype']} {k}: {r[k]}")
+    out = _grid(head, lines, 3) + _errors(rows)
     out.append("Steps, same run: zero_grad, forward and backward of the ALBERT-like stack, the same weights, "
                "without and with paramops.tie_gradients over its three weights.")
     return out

@@ -58,12 +58,13 @@ _W, _ADDR, _NUMEL, _OFFSET, _SEED, _STREAM, _KIND, _STRIDE, _CHUNK0, _P0 = (
 
 
 @triton.jit
-def _entry(meta_ptr, n_entries, pid, NBITS: tl.constexpr):
-    """The largest e < n_entries with chunk0[e] <= pid (chunk0 ascending, chunk0[0] = 0)."""
+def find_row(meta_ptr, n_rows, pid, NBITS: tl.constexpr, ROW_W: tl.constexpr, COL: tl.constexpr):
+    """The largest e < n_rows with meta[e, COL] <= pid (that column ascending, 0 in row 0):
+    a program's row of a chunked metadata table (here and in kernels/tied.py)."""
     e = (pid * 0).to(tl.int64)
     for b in tl.static_range(NBITS - 1, -1, -1):
         cand = e + (1 << b)
-        c0 = tl.load(meta_ptr + cand * _W + _CHUNK0, mask=cand < n_entries, other=pid + 1)
+        c0 = tl.load(meta_ptr + cand * ROW_W + COL, mask=cand < n_rows, other=pid + 1)
         e = tl.where(c0 <= pid, cand, e)
     return e
 
@@ -99,7 +100,7 @@ def multi_kernel(meta_ptr, n_entries, OUT: tl.constexpr, NBITS: tl.constexpr, BL
     L: tl.constexpr = 2 if F64 else 4
     CALLS: tl.constexpr = BLOCK // L
     pid = tl.program_id(0).to(tl.int64)
-    e = _entry(meta_ptr, n_entries, pid, NBITS)
+    e = find_row(meta_ptr, n_entries, pid, NBITS, _W, _CHUNK0)
     row = meta_ptr + e * _W
     addr = tl.load(row + _ADDR)
     n = tl.load(row + _NUMEL)

@@ -9,7 +9,7 @@ Metadata: one int64 tensor (one transfer): G rows of W columns, then the address
     scale       the bits of the scale in the accumulator (binary64 when float64 is involved)
     chunk0      the group's first program (cumulative, per launch)
 
-Program pid finds its group by binary search over chunk0 and sums BLOCK elements: the
+Program pid finds its group by binary search over chunk0 (multi.find_row) and sums BLOCK elements: the
 sources one after another into the accumulator, the scale, the destination's values, and
 the rounded stores to every destination. Sources that are not contiguous are read from
 contiguous copies, and destinations that are not contiguous are written by copy_ from the
@@ -24,6 +24,7 @@ import triton.language as tl
 
 from paramops.core import codes as C
 
+from . import multi as MK
 from . import random as RK
 from . import stream as S
 
@@ -33,17 +34,6 @@ DEFAULT_BLOCK = 1024
 _W, _NUMEL, _SRC0, _NSRC, _DST0, _NDST, _RD, _SCALE, _ADD, _CHUNK0 = (
     tl.constexpr(v) for v in (W, NUMEL, SRC0, NSRC, DST0, NDST, RD, SCALE, ADD, CHUNK0))
 CODE = {torch.float32: C.F32, torch.float64: C.F64, torch.float16: C.F16, torch.bfloat16: C.BF16}
-
-
-@triton.jit
-def _group(meta_ptr, n_groups, pid, NBITS: tl.constexpr):
-    """The largest g < n_groups with chunk0[g] <= pid."""
-    g = (pid * 0).to(tl.int64)
-    for b in tl.static_range(NBITS - 1, -1, -1):
-        cand = g + (1 << b)
-        c0 = tl.load(meta_ptr + cand * _W + _CHUNK0, mask=cand < n_groups, other=pid + 1)
-        g = tl.where(c0 <= pid, cand, g)
-    return g
 
 
 @triton.jit
@@ -104,7 +94,7 @@ def _store(addr, j, v, mask, DT: tl.constexpr, F64: tl.constexpr):
 def tied_kernel(meta_ptr, addr_ptr, n_groups, SRC: tl.constexpr, DST: tl.constexpr, F64: tl.constexpr,
                 NBITS: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0).to(tl.int64)
-    g = _group(meta_ptr, n_groups, pid, NBITS)
+    g = MK.find_row(meta_ptr, n_groups, pid, NBITS, _W, _CHUNK0)
     row = meta_ptr + g * _W
     n = tl.load(row + _NUMEL)
     s0 = tl.load(row + _SRC0)
