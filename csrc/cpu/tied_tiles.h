@@ -6,15 +6,16 @@
 //
 // Two shapes of loop, the same numbers (paramops/tied.h; every loop is elementwise,
 // so vectorizing it changes no value):
-// * up to kDirectK sources of the common dtype pairs: one loop over the elements
-//   that reads every source at each element (K and the dtypes fixed at compile time),
-//   so that all K + 1 streams advance together, as torch's own add does;
-// * otherwise tiles of 16 elements (64 for 16-bit sources): the sources are
-//   added into the tile one after another. Measured on the 2-vCPU EPYC VM
-//   (2026-12-03): tiles of 256+ elements read each stream in bursts that the
-//   hardware prefetcher follows badly (K = 2 float32, 38.6M elements: 17-20 ms
-//   against 12 ms for one loop); with 16 elements, K = 12 costs 12.4 ms against
-//   16.7 ms at 256.
+// * up to kDirectK sources of the common dtype pairs: one loop over the elements that
+//   reads every source at each element, so that all K + 1 streams advance together, as
+//   torch's own add does;
+// * otherwise chunks of kChunk elements whose accumulator stays in L2, the sources added
+//   in passes of up to 4 (left to right: the order of the adds is the same).
+// Measured on the 2-vCPU EPYC VM, one thread, 2026-12-03: K = 12 float32 on 4M elements,
+// chunks 7.9 ms against 13-17 ms for pairwise adds; tiles of 16-256 elements that read
+// each source in turn took 12-17 ms (12 streams read in short bursts, which the hardware
+// prefetcher follows badly), and K = 2 float32 on 38.6M elements read in tiles 17-20 ms
+// against 12 ms in one loop.
 #include <type_traits>
 
 #include "cpu/job.h"
@@ -30,6 +31,7 @@ namespace PARAMOPS_ISA {
 namespace {
 
 constexpr int kDirectK = 4;
+constexpr int64_t kChunk = 16384;  // elements: 64 KB of float32 accumulator (128 KB float64)
 
 template <class A>
 inline A tied_load(const void* p, int dt, int64_t i) {
@@ -49,24 +51,45 @@ inline void tied_store(void* p, int dt, int64_t i, A v) {
   }
 }
 
-// acc = p (first) or acc + p, for source code DT (a constant: the switches fold).
-template <class A, int DT>
-void tied_add(A* __restrict acc, const void* __restrict p, int64_t n, bool first) {
+// acc[0:n] = (first ? s[0] + ... : acc + s[0] + ...) over the KB sources s, of code SDT
+// (constants: the loads and the switches fold), left to right.
+template <class A, int SDT, int KB>
+void tied_batch(A* __restrict acc, const void* const* s, int64_t n, bool first) {
+  const void* __restrict p[KB];
+  for (int k = 0; k < KB; ++k) p[k] = s[k];
   if (first) {
-    for (int64_t i = 0; i < n; ++i) acc[i] = tied_load<A>(p, DT, i);
+    for (int64_t i = 0; i < n; ++i) {
+      A v = tied_load<A>(p[0], SDT, i);
+      for (int k = 1; k < KB; ++k) v = v + tied_load<A>(p[k], SDT, i);
+      acc[i] = v;
+    }
   } else {
-    for (int64_t i = 0; i < n; ++i) acc[i] = acc[i] + tied_load<A>(p, DT, i);
+    for (int64_t i = 0; i < n; ++i) {
+      A v = acc[i];
+      for (int k = 0; k < KB; ++k) v = v + tied_load<A>(p[k], SDT, i);
+      acc[i] = v;
+    }
+  }
+}
+
+template <class A, int SDT>
+void tied_batch_k(A* acc, const void* const* s, int kb, int64_t n, bool first) {
+  switch (kb) {
+    case 1: tied_batch<A, SDT, 1>(acc, s, n, first); break;
+    case 2: tied_batch<A, SDT, 2>(acc, s, n, first); break;
+    case 3: tied_batch<A, SDT, 3>(acc, s, n, first); break;
+    default: tied_batch<A, SDT, 4>(acc, s, n, first); break;
   }
 }
 
 template <class A>
-void tied_add_any(A* acc, const void* p, int dt, int64_t n, bool first) {
-  switch (dt) {
-    case DT_F16: tied_add<A, DT_F16>(acc, p, n, first); break;
-    case DT_BF16: tied_add<A, DT_BF16>(acc, p, n, first); break;
-    case DT_F32: tied_add<A, DT_F32>(acc, p, n, first); break;
+void tied_batch_any(A* acc, const void* const* s, int sdt, int kb, int64_t n, bool first) {
+  switch (sdt) {
+    case DT_F16: tied_batch_k<A, DT_F16>(acc, s, kb, n, first); break;
+    case DT_BF16: tied_batch_k<A, DT_BF16>(acc, s, kb, n, first); break;
+    case DT_F32: tied_batch_k<A, DT_F32>(acc, s, kb, n, first); break;
     default:
-      if constexpr (std::is_same_v<A, double>) tied_add<A, DT_F64>(acc, p, n, first);
+      if constexpr (std::is_same_v<A, double>) tied_batch_k<A, DT_F64>(acc, s, kb, n, first);
   }
 }
 
@@ -102,18 +125,26 @@ void tied_plus_dest_any(A* acc, const void* rd, int dt, int64_t n) {
   }
 }
 
-template <class A, int64_t kTiedTile>
-void tied_run(const TiedPlan& p, int64_t first, int64_t m) {
-  alignas(64) A acc[kTiedTile];
-  const A s = static_cast<A>(p.scale);
-  for (int64_t t = 0; t < m; t += kTiedTile) {
-    const int64_t n = m - t < kTiedTile ? m - t : kTiedTile, e = first + t;
-    for (int k = 0; k < p.nsrc; ++k) tied_add_any<A>(acc, p.src[k] + e * p.ssz, p.sdt, n, k == 0);
-    if (s != A(1)) {
-      for (int64_t i = 0; i < n; ++i) acc[i] = acc[i] * s;
+// Chunks of kChunk elements whose accumulator stays in L2: the sources added in passes of
+// up to 4 (so at most 5 streams move at once), then the scale, the destination's values
+// and the stores.
+template <class A>
+void tied_chunks(const TiedPlan& p, int64_t first, int64_t m) {
+  static thread_local A acc[kChunk];
+  const A sc = static_cast<A>(p.scale);
+  const void* s[4];
+  for (int64_t t = 0; t < m; t += kChunk) {
+    const int64_t n = m - t < kChunk ? m - t : kChunk, e = first + t;
+    for (int k = 0; k < p.nsrc; k += 4) {
+      const int kb = p.nsrc - k < 4 ? p.nsrc - k : 4;
+      for (int j = 0; j < kb; ++j) s[j] = p.src[k + j] + e * p.ssz;
+      tied_batch_any<A>(acc, s, p.sdt, kb, n, k == 0);
+    }
+    if (sc != A(1)) {
+      for (int64_t i = 0; i < n; ++i) acc[i] = acc[i] * sc;
     }
     if (p.add) tied_plus_dest_any<A>(acc, p.rd + e * p.dsz, p.ddt, n);
-    for (int k = 0; k < p.ndst; ++k) tied_out_any<A>(p.dst[k] + e * p.dsz, p.ddt, acc, n);
+    for (int d = 0; d < p.ndst; ++d) tied_out_any<A>(p.dst[d] + e * p.dsz, p.ddt, acc, n);
   }
 }
 
@@ -173,13 +204,10 @@ bool tied_try_direct(const TiedPlan& p, int64_t first, int64_t m) {
 
 void tied_piece(const TiedPlan& p, int64_t first, int64_t n) {
   if (tied_try_direct(p, first, n)) return;
-  // tile sizes measured (K = 12, 9M elements): float32 16 elements, bfloat16 64 (16: 1.5-2x slower)
   if (p.f64) {
-    tied_run<double, 16>(p, first, n);
-  } else if (p.ssz == 2) {
-    tied_run<float, 64>(p, first, n);
+    tied_chunks<double>(p, first, n);
   } else {
-    tied_run<float, 16>(p, first, n);
+    tied_chunks<float>(p, first, n);
   }
 }
 

@@ -169,12 +169,13 @@ def tied_table(rows):
 
 def step_table(rows):
     """Whole backward steps: plain autograd against paramops.tie_gradients (x >= 1: not slower)."""
-    head = ["device", "dtype", "case", "plain ms", "tie_gradients ms", "x plain"]
+    head = ["device", "dtype", "case", "plain ms", "tie_gradients ms", "x plain", "low_memory ms", "x plain"]
     lines = [[r["device"], r["dtype"], r["label"], _f(r.get("plain_ms"), ".1f"), _f(r.get("tied_ms"), ".1f"),
-              _f(r.get("x"), ".2f")] for r in rows]
+              _x(r, "tied"), _f(r.get("low_ms"), ".1f"), _x(r, "low")] for r in rows]
     out = _grid(head, lines, 3) + _errors(rows)
     out.append("Steps, same run: zero_grad, forward and backward of the ALBERT-like stack, the same weights, "
-               "without and with paramops.tie_gradients over its three weights.")
+               "without and with paramops.tie_gradients over its three weights (holding the gradients, and "
+               "low_memory=True), three models with the same weights.")
     return out
 
 

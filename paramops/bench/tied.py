@@ -9,7 +9,8 @@ pattern (the first add into the destination, then add_ in place, in the tensor's
 stack = torch.stack(...).sum(0); foreach = torch._foreach_add_ over the weights.
 
 step cases: a whole forward + backward of an ALBERT-like stack (the three weights above
-used 12 times on STEP_TOKENS tokens), plain autograd against paramops.tie_gradients.
+used 12 times on STEP_TOKENS tokens), plain autograd against paramops.tie_gradients, holding
+the gradients (the default) and with low_memory=True; three models with the same weights.
 """
 import torch
 from torch import nn
@@ -111,6 +112,8 @@ class StepCase:
         plain = AlbertLike().to(self.device, self.dtype)
         tied = AlbertLike().to(self.device, self.dtype)
         tied.load_state_dict(plain.state_dict())
+        low = AlbertLike().to(self.device, self.dtype)
+        low.load_state_dict(plain.state_dict())
         x = torch.randn(STEP_TOKENS, 1024, device=self.device, dtype=self.dtype)
 
         def step(model):
@@ -119,18 +122,22 @@ class StepCase:
                 model(x).float().square().mean().backward()
             return run
 
-        h = paramops.tie_gradients(tied, params=[n for n, _ in tied.named_parameters()])
+        names = [n for n, _ in tied.named_parameters()]
+        hs = [paramops.tie_gradients(tied, params=names), paramops.tie_gradients(low, params=names, low_memory=True)]
         try:
-            res = time_fns({"plain": step(plain), "tied": step(tied)}, self.device, budget_s, repeat)
+            res = time_fns({"plain": step(plain), "tied": step(tied), "low": step(low)}, self.device, budget_s,
+                           repeat)
         finally:
-            h.remove()
+            for h in hs:
+                h.remove()
         for key, v in res.items():
             if isinstance(v, Exception):
                 row[key + "_error"] = _err(v)
             else:
                 row[key + "_ms"], row[key + "_repeat"] = v[0] * 1e3, v[1]
-        if row.get("plain_ms") and row.get("tied_ms"):
-            row["x"] = row["plain_ms"] / row["tied_ms"]
+        for key in ("tied", "low"):
+            if row.get("plain_ms") and row.get(key + "_ms"):
+                row[key + "_x"] = row["plain_ms"] / row[key + "_ms"]
         return row
 
 

@@ -32,7 +32,7 @@ def test_quick_run_writes_every_kind_of_row(tmp_path):
                                                                     and r["dtype"] == dt][0]
         assert all(row[k + "_ms"] > 0 for k in ("fused", "pairwise", "stack", "foreach")), row
         step = [r for r in doc["rows"] if r["kind"] == "step" and r["dtype"] == dt][0]
-        assert step["plain_ms"] > 0 and step["tied_ms"] > 0, step
+        assert step["plain_ms"] > 0 and step["tied_ms"] > 0 and step["low_ms"] > 0, step
     model = [row for row in doc["rows"] if row["kind"] == "model"][0]
     assert all(v.startswith("ok") for v in model["check"].values()), model["check"]
     assert {row["op"] for row in doc["rows"] if row["kind"] == "tensor"} == {"normal_", "fill_"}
