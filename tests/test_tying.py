@@ -135,22 +135,32 @@ def test_albert_style_bf16_layer_used_12_times(low_memory):
     del layer.weight.main_grad
 
 
-def test_low_memory_gives_the_same_bits():
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+def test_every_memory_mode_gives_the_same_bits(dtype):
+    """low_memory True (accumulate as they arrive), False (hold all K) and None (the default:
+    accumulate for float32/float64, hold 16-bit): the bits of one left-to-right sum of the
+    uses in arrival order (the spec's, from untied copies), with a scale, into .grad and
+    into main_grad."""
+    from paramops.spec import tied as T
     torch.manual_seed(2)
-    layer = nn.Linear(64, 64).to(torch.float16)
-    model, x = Looped(layer, 7), torch.randn(8, 64, dtype=torch.float16)
-    out = []
-    for low in (False, True):
-        for mg in (False, True):
-            layer.zero_grad(set_to_none=True)
-            with paramops.tie_gradients(model, params=["layer.weight"], low_memory=low, main_grad=mg, scale=0.25):
-                for _ in range(2):
+    layer = nn.Linear(64, 64).to(dtype)
+    model, x = Looped(layer, 7), torch.randn(8, 64, dtype=dtype)
+    untied = Untied(layer, 7)
+    _loss(untied(x)).backward()
+    parts = [l.weight.grad for l in reversed(untied.layers)]  # backward's arrival order
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    for mg in (False, True):
+        for scale in (0.25, 1.0):
+            # main_grad starts at zero and is added to; .grad is written
+            want = T.tied_sum(parts, torch.zeros(64, 64, dtype=acc if mg else dtype), scale, mg)
+            for low in (None, False, True):
+                layer.zero_grad(set_to_none=True)
+                with paramops.tie_gradients(model, params=["layer.weight"], low_memory=low, main_grad=mg,
+                                            scale=scale):
                     _loss(model(x)).backward()
-            out.append(layer.weight.main_grad.clone() if mg else layer.weight.grad.clone())
-            if mg:
-                del layer.weight.main_grad
-    assert_bitwise(out[0], out[2])
-    assert_bitwise(out[1], out[3])
+                assert_bitwise(layer.weight.main_grad if mg else layer.weight.grad, want)
+                if mg:
+                    del layer.weight.main_grad
 
 
 def test_main_grad_accumulates_over_4_micro_batches():
