@@ -31,6 +31,7 @@ from . import capture as _capture
 from .capture import storage_key
 from .core import codes as K
 from .core import seeds as _seeds
+from .tied import holders
 
 
 def stream_key(name):
@@ -232,20 +233,16 @@ def _first_holders_only(module):
     the same shape and dtype, so its init logic runs (its other tensors are initialized as
     usual) but writes nothing to the shared one. (A submodule shared by attribute is one
     module: its init runs once.)"""
-    first, swaps = set(), []
-    for m in module.modules():
-        for table in (m._parameters, m._buffers):
-            for name, t in table.items():
-                if t is None:
-                    continue
-                if id(t) not in first:
-                    first.add(id(t))
-                    continue
-                stand_in = torch.empty_like(t, device="meta")
-                if isinstance(t, nn.Parameter):
-                    stand_in = nn.Parameter(stand_in, requires_grad=t.requires_grad)
-                swaps.append((table, name, t))
-                table[name] = stand_in
+    swaps = []
+    for places in holders(module).values():
+        for m, kind, name in places[1:]:
+            table = getattr(m, kind)
+            t = table[name]
+            stand_in = torch.empty_like(t, device="meta")
+            if isinstance(t, nn.Parameter):
+                stand_in = nn.Parameter(stand_in, requires_grad=t.requires_grad)
+            swaps.append((table, name, t))
+            table[name] = stand_in
     try:
         yield
     finally:
@@ -329,12 +326,7 @@ def materialize(module, device=None, *, seed=None):
     device = torch.device(device)
     if device.type == "meta":
         raise ValueError("paramops.materialize: device must be a real device, got meta")
-    places = defaultdict(list)
-    for m in module.modules():
-        for kind in ("_parameters", "_buffers"):
-            for name, t in getattr(m, kind).items():
-                if t is not None:
-                    places[id(t)].append((m, kind, name))
+    places = holders(module)
     module.to_empty(device=device)
     for group in places.values():  # to_empty makes a new tensor per place: share them again
         m0, kind0, name0 = group[0]

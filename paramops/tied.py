@@ -18,6 +18,7 @@ import torch
 from . import registration  # noqa: F401  (defines torch.ops.paramops.*)
 
 __all__ = ["TiedGroup", "find_tied", "tied_grad_", "tied_grads_"]
+_TABLES = ("_parameters", "_buffers")
 
 _op = torch.ops.paramops.tied_grad_.default
 
@@ -118,8 +119,20 @@ def find_tied(module):
         raise TypeError(f"paramops.find_tied: module must be a torch.nn.Module, got {type(module).__name__}")
     names = {}  # id -> [names], in first-reached order
     for prefix, m in module.named_modules(remove_duplicate=False):
-        for table in (m._parameters, m._buffers):
-            for name, t in table.items():
+        for kind in _TABLES:
+            for name, t in getattr(m, kind).items():
                 if t is not None:
                     names.setdefault(id(t), []).append(f"{prefix}.{name}" if prefix else name)
     return [sorted(set(ns)) for ns in names.values() if len(set(ns)) > 1]
+
+
+def holders(module):
+    """id(tensor) -> [(module, "_parameters" or "_buffers", name)]: every place that holds each
+    parameter and buffer, in modules() order (a submodule shared by attribute is one module)."""
+    out = {}
+    for m in module.modules():
+        for kind in _TABLES:
+            for name, t in getattr(m, kind).items():
+                if t is not None:
+                    out.setdefault(id(t), []).append((m, kind, name))
+    return out

@@ -22,7 +22,7 @@ holds 16-bit ones (see tie_gradients).
 import torch
 from torch import nn
 
-from .tied import find_tied, tied_grad_
+from .tied import find_tied, holders, tied_grad_
 
 __all__ = ["tie_gradients", "TiedHandle"]
 
@@ -50,8 +50,8 @@ def _acc_dtype(dtype):
 class _Tied:
     """The collector of one tied tensor, or of one group of copies (members > 1)."""
 
-    def __init__(self, handle, names, params):
-        self.h, self.names, self.params = handle, names, params
+    def __init__(self, handle, params):
+        self.h, self.params = handle, params
         self.copies = len(params) > 1
         p = params[0]
         self.placeholder = torch.zeros((), dtype=p.dtype, device=p.device).expand(p.shape)
@@ -119,11 +119,8 @@ class _Tied:
         return out
 
     def _end_of_backward(self):
-        if not self.copies:  # the hook ran (n == 0), or AccumulateGrad did not run: as plain autograd
-            self._reset()
-            return
-        if self.n == 0:
-            self._reset()
+        if not self.copies or self.n == 0:  # plain ties: the hook ran, or AccumulateGrad did not (as
+            self._reset()                    # plain autograd, nothing to add)
             return
         src = self._sources(None)
         self._reset()
@@ -171,16 +168,6 @@ class TiedHandle:
     def __exit__(self, *exc):
         self.remove()
         return False
-
-
-def _holders(module):
-    """id(param) -> [(holder module, attribute name)] for every parameter."""
-    out = {}
-    for m in module.modules():
-        for name, t in m._parameters.items():
-            if t is not None:
-                out.setdefault(id(t), []).append((m, name))
-    return out
 
 
 def tie_gradients(module, *, main_grad=False, low_memory=None, params=(), copies=(), scale=1.0):
@@ -249,18 +236,18 @@ def tie_gradients(module, *, main_grad=False, low_memory=None, params=(), copies
         groups.append((list(c), ps))
 
     h = TiedHandle(main_grad, low_memory, float(scale))
-    holders = _holders(module)
+    places = holders(module)
     per_module = {}  # id(module) -> (module, [(attr, param, tied, member)])
     for names, ps in groups:
         ps = [p for p in ps if p.requires_grad]
         if not ps:
             continue
-        tied = _Tied(h, names, ps)
+        tied = _Tied(h, ps)
         h.groups.append(names)
         for member, p in enumerate(ps):
             if not tied.copies:
                 h._hooks.append(p.register_hook(tied.hook))
-            for m, attr in holders[id(p)]:
+            for m, _, attr in places[id(p)]:
                 per_module.setdefault(id(m), (m, []))[1].append((attr, p, tied, member))
     for m, uses in per_module.values():
         h._hooks.append(m.register_forward_pre_hook(_swap_in(h, uses)))

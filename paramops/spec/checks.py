@@ -314,17 +314,20 @@ def tensors_overlap(a, b):
     return _sets_overlap(_layout(a), 0, pa - origin, _layout(b), 0, pb - origin)
 
 
+def extent(t):
+    """The bytes [lo, hi) that a non-empty tensor can touch."""
+    p, isz = t.data_ptr(), t.element_size()
+    reach = [(n - 1) * s for n, s in zip(t.shape, t.stride())]
+    return p + sum(r for r in reach if r < 0) * isz, p + (sum(r for r in reach if r > 0) + 1) * isz
+
+
 def disjoint(tensors):
     """Raise for the first entry j that shares memory with an earlier entry i (smallest i)."""
     ext = []
     for i, t in enumerate(tensors):
         if t.numel() == 0:
             continue
-        p, isz = t.data_ptr(), t.element_size()
-        reach = [(n - 1) * s for n, s in zip(t.shape, t.stride())]
-        lo = sum(r for r in reach if r < 0)
-        hi = sum(r for r in reach if r > 0)
-        ext.append((p + lo * isz, p + (hi + 1) * isz, i))
+        ext.append((*extent(t), i))
     ext.sort()
     reach, hit = 0, False
     for lo, hi, _ in ext:
@@ -431,10 +434,7 @@ def _tied_alias(out, grads):
     for t, kind, i in tagged:
         if t.numel() == 0:
             continue
-        p, isz = t.data_ptr(), t.element_size()
-        reach = [(n - 1) * s for n, s in zip(t.shape, t.stride())]
-        ext.append((p + sum(r for r in reach if r < 0) * isz, p + (sum(r for r in reach if r > 0) + 1) * isz,
-                    kind, i))
+        ext.append((*extent(t), kind, i))
     ext.sort()
     best, active = None, []
     for lo, hi, kind, i in ext:
