@@ -3,12 +3,9 @@
 
 Every backend writes the spec's bits: the C++ kernel with the CPU's fused pass ("cpp", at
 each instruction set), the C++ kernel over the Python reference writer ("refwriter") and
-over the Triton kernel under TRITON_INTERPRET ("triton"), over a writer without a tied
-method ("aten": the ATen writes, tied_aten, which a CUDA build without its own kernel would
-use), and the Python kernel without the extension ("python"). Outputs are poisoned,
+over the Triton kernel under TRITON_INTERPRET ("triton"), and the Python kernel without the
+extension ("python"). Outputs are poisoned,
 sizes odd, views misaligned and strided."""
-import itertools
-import os
 
 import numpy as np
 import pytest
@@ -16,16 +13,10 @@ import torch
 
 import paramops
 from conftest import DTYPES, HAS_CPP, PYTHON_KERNELS, assert_bitwise, bits, require, served_by
-from paramops import registration
 from paramops.backends import python as _pykernels
 from paramops.spec import tied as T
 
-BACKENDS = ["python", "triton"] + (["cpp", "refwriter", "aten"] if HAS_CPP else [])
-
-
-class _NoTied:
-    """A Python writer with no tied method: the C++ kernel falls back to the ATen writes."""
-    name = "aten"
+BACKENDS = ["python", "triton"] + (["cpp", "refwriter"] if HAS_CPP else [])
 OP = torch.ops.paramops.tied_grad_.default
 
 
@@ -36,13 +27,6 @@ def run(backend, out, grads, counts, copies, scales, accumulate):
     elif backend == "refwriter":
         with served_by("cpu", "python"):
             OP(*args)
-    elif backend == "aten":
-        from paramops.core import ext
-        ext.C.register("cpu", _NoTied())
-        try:
-            OP(*args)
-        finally:
-            registration.register("cpu", registration.backend("cpu"))
     elif backend == "triton":
         require("triton")
         from paramops.backends import triton

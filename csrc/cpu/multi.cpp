@@ -160,9 +160,6 @@ bool tensors_overlap(const at::Tensor& a, const at::Tensor& b) {
   return sets_overlap(layout_of(a), 0, pa - origin, layout_of(b), 0, pb - origin);
 }
 
-namespace {
-
-// The bytes [lo, hi) that a non-empty tensor can touch.
 Extent extent_of(const at::Tensor& t, char* data, int64_t i, bool contiguous) {
   const auto p = reinterpret_cast<uintptr_t>(data);
   const int64_t isz = t.element_size();
@@ -174,6 +171,8 @@ Extent extent_of(const at::Tensor& t, char* data, int64_t i, bool contiguous) {
   }
   return {p + lo * isz, p + (hi + 1) * isz, i};
 }
+
+namespace {
 
 // Stable LSD radix sort by lo (ties keep list order). Only the bits in which
 // the starts differ are sorted on (for 10,000 heap blocks of 256 bytes spread

@@ -102,6 +102,9 @@ at::Tensor multi_table(Tensors tensors, const Scratch& sc);
 // merged): 1 when contiguous; kNotOneRun when its memory is not one strided run.
 int64_t one_run_stride(const at::Tensor& t);
 
+// The bytes [lo, hi) that a non-empty tensor can touch (data: its element 0; contiguous:
+// whether it is), with index i.
+Extent extent_of(const at::Tensor& t, char* data, int64_t i, bool contiguous);
 // Whether two non-empty tensors share a byte of memory, exactly (interleaved views that
 // share none do not).
 bool tensors_overlap(const at::Tensor& a, const at::Tensor& b);

@@ -11,8 +11,7 @@
 //       fills that are not one strided run, which the kernel has written with
 //       Tensor.fill_;
 //   obj.tied(groups)
-//       tied_grad_'s groups as [(dests, sources, scale, accumulate)]; an object
-//       without a `tied` method gets the ATen writes (writer.h tied_aten).
+//       tied_grad_'s groups as [(dests, sources, scale, accumulate)].
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -92,12 +91,6 @@ class PyWriter final : public Writer {
   }
 
   void tied(const std::vector<TiedGroup>& groups) override {
-    bool has;
-    {
-      GIL gil;
-      has = PyObject_HasAttrString(obj_, "tied");
-    }
-    if (!has) return Writer::tied(groups);  // the ATen writes (no GIL needed)
     GIL gil;
     PyObject* list = checked(PyList_New(static_cast<Py_ssize_t>(groups.size())));
     try {

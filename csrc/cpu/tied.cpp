@@ -1,4 +1,4 @@
-// paramops tied_grad_: its checks, its kernel and its writes in ATen ops (tied.h).
+// paramops tied_grad_: its checks and its kernel (tied.h).
 // Messages match paramops/spec/checks.py (tied_groups, _tied_alias), in its order.
 #include "cpu/tied.h"
 
@@ -42,14 +42,8 @@ struct Ext {
 };
 
 Ext extent(const at::Tensor& t, int kind, int64_t i) {
-  const auto p = reinterpret_cast<uintptr_t>(t.data_ptr());
-  const int64_t isz = t.element_size();
-  int64_t lo = 0, hi = 0;
-  for (int64_t d = 0; d < t.dim(); ++d) {
-    const int64_t reach = (t.size(d) - 1) * t.stride(d);
-    (reach < 0 ? lo : hi) += reach;
-  }
-  return {p + lo * isz, p + (hi + 1) * isz, kind, i};
+  const Extent e = extent_of(t, static_cast<char*>(t.data_ptr()), i, t.is_contiguous());
+  return {e.lo, e.hi, kind, i};
 }
 
 // The first destination (list order) that shares memory with a source (smallest index
@@ -170,42 +164,6 @@ std::vector<TiedGroup> check_tied(c10::ArrayRef<c10::IValue> out, c10::ArrayRef<
   if (!dev0.is_meta()) check_alias(out, grads);
   for (const c10::IValue& t : out) check_writable(t.toTensor());
   return groups;
-}
-
-void Writer::tied(const std::vector<TiedGroup>& groups) { tied_aten(groups); }
-
-// paramops/spec/tied.py tied_sum and write, step for step.
-void tied_aten(const std::vector<TiedGroup>& groups) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  for (const TiedGroup& grp : groups) {
-    const at::Tensor& d0 = grp.dst[0];
-    if (d0.numel() == 0) continue;
-    const at::ScalarType dt = d0.scalar_type();
-    const bool f64 = tied_acc(dtype_code(grp.src[0].scalar_type()), dtype_code(dt)) == DT_F64;
-    const at::ScalarType a = f64 ? at::kDouble : at::kFloat;
-    at::Tensor acc = grp.src[0].to(a);
-    for (size_t k = 1; k < grp.src.size(); ++k) acc = acc.add(grp.src[k].to(a));
-    const double s = f64 ? grp.scale : static_cast<double>(static_cast<float>(grp.scale));
-    if (s != 1.0) acc = acc.mul(at::scalar_tensor(s, acc.options()));
-    if (grp.add) acc = d0.to(a).add(acc);
-    at::Tensor v;
-    if (f64 && (dt == at::kHalf || dt == at::kBFloat16)) {  // through float32 rounded to odd
-      at::Tensor f = acc.to(at::kFloat);
-      at::Tensor back = f.to(at::kDouble);
-      at::Tensor bits = f.view(at::kInt);
-      bits = at::where(back.abs() > acc.abs(), bits - 1, bits);
-      bits = at::where(back != acc, bits.bitwise_or(1), bits);
-      v = bits.view(at::kFloat).to(dt);
-    } else {
-      v = acc.to(dt);
-    }
-    const int64_t nan_bits = dt == at::kHalf ? 0x7E00 : dt == at::kBFloat16 ? 0x7FC0
-                             : dt == at::kFloat ? 0x7FC00000 : static_cast<int64_t>(0x7FF8000000000000ll);
-    const at::ScalarType it = dt == at::kDouble ? at::kLong : dt == at::kFloat ? at::kInt : at::kShort;
-    const at::Tensor nan = at::scalar_tensor(nan_bits, v.options().dtype(it)).view(dt);
-    v = at::where(v.isnan(), nan, v);
-    for (const at::Tensor& d : grp.dst) d.copy_(v);
-  }
 }
 
 template <int kSlot>

@@ -4,8 +4,8 @@
 // space, and the ISA's tile loops (cpu/tied_tiles.h) sum each block: the sources read
 // once, the destination read once in add mode, every destination written once. The
 // numbers are those of csrc/paramops/tied.h, element by element, so no split changes a bit.
-// Non-contiguous sources are read from contiguous copies and non-contiguous
-// destinations written by copy_ from the result, which moves no value.
+// The host side (contiguous copies, temporaries, the copy_ into non-contiguous
+// destinations) is TiedLayout's, which the CUDA writer shares.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -18,22 +18,11 @@
 
 namespace paramops {
 namespace cpu {
-void tied_cpu(const std::vector<TiedGroup>& groups) {
-  struct Plan {
-    std::vector<const char*> src;
-    std::vector<char*> dst;
-    TiedPlan t;
-  };
-  std::vector<Plan> plans;
-  std::vector<at::Tensor> keep;                            // contiguous copies, alive for the pass
-  std::vector<std::pair<const TiedGroup*, at::Tensor>> after;  // copy_ targets: (group, its result)
-  std::vector<int64_t> start{0};
-  plans.reserve(groups.size());
+TiedLayout::TiedLayout(const std::vector<TiedGroup>& groups) {
   for (const TiedGroup& g : groups) {
     const at::Tensor& d0 = g.dst[0];
     if (d0.numel() == 0) continue;
-    Plan p;
-    TiedPlan& t = p.t;
+    TiedPlan t;
     t.sdt = dtype_code(g.src[0].scalar_type());
     t.ddt = dtype_code(d0.scalar_type());
     t.ssz = static_cast<int>(g.src[0].element_size());
@@ -42,62 +31,67 @@ void tied_cpu(const std::vector<TiedGroup>& groups) {
     t.add = g.add;
     t.scale = t.f64 ? g.scale : static_cast<double>(static_cast<float>(g.scale));
     t.rd = nullptr;
-    for (const at::Tensor& s : g.src) {
-      if (s.is_contiguous()) {
-        p.src.push_back(static_cast<const char*>(s.data_ptr()));
-      } else {
-        keep.push_back(s.contiguous());
-        p.src.push_back(static_cast<const char*>(keep.back().data_ptr()));
-      }
+    std::vector<const char*> src;
+    for (const at::Tensor& x : g.src) {
+      if (!x.is_contiguous()) keep_.push_back(x.contiguous());
+      src.push_back(static_cast<const char*>((x.is_contiguous() ? x : keep_.back()).data_ptr()));
     }
-    at::Tensor result;  // a contiguous tensor that holds the values after the pass
+    std::vector<char*> dst;
+    at::Tensor result;  // a contiguous tensor that holds the values after the write
     for (const at::Tensor& d : g.dst) {
-      if (d.is_contiguous()) {
-        p.dst.push_back(static_cast<char*>(d.data_ptr()));
-        if (!result.defined()) result = d;
-      }
+      if (!d.is_contiguous()) continue;
+      dst.push_back(static_cast<char*>(d.data_ptr()));
+      if (!result.defined()) result = d;
     }
     if (!result.defined()) {
-      keep.push_back(at::empty(d0.sizes(), d0.options().memory_format(at::MemoryFormat::Contiguous)));
-      result = keep.back();
-      p.dst.push_back(static_cast<char*>(result.data_ptr()));
+      keep_.push_back(at::empty(d0.sizes(), d0.options().memory_format(at::MemoryFormat::Contiguous)));
+      result = keep_.back();
+      dst.push_back(static_cast<char*>(result.data_ptr()));
     }
     if (t.add) {
-      if (d0.is_contiguous()) {
-        t.rd = static_cast<const char*>(d0.data_ptr());
-      } else {
-        keep.push_back(d0.contiguous());
-        t.rd = static_cast<const char*>(keep.back().data_ptr());
-      }
+      if (!d0.is_contiguous()) keep_.push_back(d0.contiguous());
+      t.rd = static_cast<const char*>((d0.is_contiguous() ? d0 : keep_.back()).data_ptr());
     }
-    t.nsrc = static_cast<int>(p.src.size());
-    t.ndst = static_cast<int>(p.dst.size());
-    if (p.dst.size() < g.dst.size() || !g.dst[0].is_contiguous()) after.emplace_back(&g, result);
-    plans.push_back(std::move(p));
-    start.push_back(start.back() + d0.numel());
+    t.nsrc = static_cast<int>(src.size());
+    t.ndst = static_cast<int>(dst.size());
+    if (dst.size() < g.dst.size() || !d0.is_contiguous()) after_.emplace_back(&g, result);
+    src_.push_back(std::move(src));
+    dst_.push_back(std::move(dst));
+    plans.push_back(t);
+    numel.push_back(d0.numel());
   }
-  if (plans.empty()) return;
-  for (Plan& p : plans) {  // the vectors no longer move
-    p.t.src = p.src.data();
-    p.t.dst = p.dst.data();
+  for (size_t k = 0; k < plans.size(); ++k) {  // the pointer vectors no longer move
+    plans[k].src = src_[k].data();
+    plans[k].dst = dst_[k].data();
   }
+}
+
+void TiedLayout::finish() const {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  for (const auto& [g, result] : after_) {
+    for (const at::Tensor& d : g->dst) {
+      if (!d.is_contiguous()) d.copy_(result);
+    }
+  }
+}
+
+void tied_cpu(const std::vector<TiedGroup>& groups) {
+  const TiedLayout lay(groups);
+  if (lay.plans.empty()) return;
+  std::vector<int64_t> start{0};
+  for (int64_t n : lay.numel) start.push_back(start.back() + n);
   const auto piece = choose_isa().tied;
   parallel_blocks(start.back(), kBlock, kGrain, [&](int64_t b, int64_t e) {
     IeeeDefaults fp_defaults;
     size_t k = std::upper_bound(start.begin(), start.end(), b) - start.begin() - 1;
     while (b < e) {
       const int64_t first = b - start[k], m = std::min(e, start[k + 1]) - b;
-      piece(plans[k].t, first, m);
+      piece(lay.plans[k], first, m);
       b += m;
       ++k;
     }
   });
-  at::AutoDispatchBelowADInplaceOrView guard;
-  for (const auto& [g, result] : after) {
-    for (const at::Tensor& d : g->dst) {
-      if (!d.is_contiguous()) d.copy_(result);
-    }
-  }
+  lay.finish();
 }
 
 }  // namespace cpu

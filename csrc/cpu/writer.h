@@ -34,14 +34,34 @@ class Writer {
   virtual void random(const at::Tensor& self, const Job& job, int64_t offset, const char* op) = 0;
   // A checked multi_init_: every entry of sc (prepare_multi: seeds set, versions bumped).
   virtual void multi(Tensors tensors, const Scratch& sc) = 0;
-  // A checked tied_grad_ (versions bumped). By default its spec in ATen ops (tied_aten).
-  virtual void tied(const std::vector<TiedGroup>& groups);
+  // A checked tied_grad_ (versions bumped).
+  virtual void tied(const std::vector<TiedGroup>& groups) = 0;
 };
 
-// tied_grad_'s writes in ATen ops, the steps of paramops/spec/tied.py (any device), and
-// the CPU's fused pass (tied_cpu.cpp); the same bits.
-void tied_aten(const std::vector<TiedGroup>& groups);
+// tied_grad_'s writes on the CPU: every group in one fused pass (tied_cpu.cpp).
 void tied_cpu(const std::vector<TiedGroup>& groups);
+
+// The host side of a tied_grad_ write, shared by the CPU pass and the CUDA writer
+// (tied_cpu.cpp): a TiedPlan (job.h) over contiguous memory for every non-empty group,
+// and its numel. Non-contiguous sources (and a non-contiguous destination read in add
+// mode) are read from contiguous copies; the contiguous destinations are written
+// directly, or a contiguous temporary when there is none; finish() then copies the
+// result into the non-contiguous destinations (copy_ moves no value).
+class TiedLayout {
+ public:
+  explicit TiedLayout(const std::vector<TiedGroup>& groups);
+  TiedLayout(const TiedLayout&) = delete;
+  TiedLayout& operator=(const TiedLayout&) = delete;
+  std::vector<TiedPlan> plans;
+  std::vector<int64_t> numel;
+  void finish() const;
+
+ private:
+  std::vector<std::vector<const char*>> src_;
+  std::vector<std::vector<char*>> dst_;
+  std::vector<at::Tensor> keep_;                                // copies and temporaries
+  std::vector<std::pair<const TiedGroup*, at::Tensor>> after_;  // (group, its result)
+};
 
 enum Slot { SLOT_CPU = 0, SLOT_CUDA = 1, kNumSlots = 2 };
 

@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "cpu/job.h"
-#include "cpu/checks.h"
 #include "cpu/multi.h"
 #include "cpu/writer.h"
 #include "cuda/launch.h"
@@ -200,48 +199,25 @@ void multi_write(cpu::Tensors tensors, const cpu::Scratch& sc) {
 // ---------------------------------------------------------------- tied_grad_
 // Every group in one launch (cuda/tied.cuh): TiedEntry records, the prefix sums of the
 // groups' numels and the address list go to the device in one pinned buffer and one
-// async copy. Non-contiguous sources are read from contiguous copies, non-contiguous
-// destinations written by copy_ from the result (as the CPU's fused pass, tied_cpu.cpp).
+// async copy. The contiguous copies, temporaries and the copy_ into non-contiguous
+// destinations are cpu::TiedLayout's (tied_cpu.cpp), as for the CPU's fused pass.
 void tied_write(const std::vector<cpu::TiedGroup>& groups) {
   constexpr const char* op = "tied_grad_";
+  const at::Device device = groups[0].dst[0].device();
+  const c10::cuda::CUDAGuard guard(device);  // the layout's copies run on this device's stream too
+  const cpu::TiedLayout lay(groups);
+  if (lay.plans.empty()) return;
   std::vector<TiedEntry> entries;
   std::vector<uint64_t> addrs;
-  std::vector<at::Tensor> keep;
-  std::vector<std::pair<const cpu::TiedGroup*, at::Tensor>> after;
-  for (const cpu::TiedGroup& g : groups) {
-    const at::Tensor& d0 = g.dst[0];
-    if (d0.numel() == 0) continue;
+  for (size_t k = 0; k < lay.plans.size(); ++k) {
+    const cpu::TiedPlan& t = lay.plans[k];
     const int64_t src0 = static_cast<int64_t>(addrs.size());
-    for (const at::Tensor& t : g.src) {
-      if (!t.is_contiguous()) keep.push_back(t.contiguous());
-      addrs.push_back(reinterpret_cast<uintptr_t>((t.is_contiguous() ? t : keep.back()).data_ptr()));
-    }
+    for (int j = 0; j < t.nsrc; ++j) addrs.push_back(reinterpret_cast<uintptr_t>(t.src[j]));
     const int64_t dst0 = static_cast<int64_t>(addrs.size());
-    at::Tensor result;
-    for (const at::Tensor& t : g.dst) {
-      if (!t.is_contiguous()) continue;
-      addrs.push_back(reinterpret_cast<uintptr_t>(t.data_ptr()));
-      if (!result.defined()) result = t;
-    }
-    if (!result.defined()) {
-      keep.push_back(at::empty(d0.sizes(), d0.options().memory_format(at::MemoryFormat::Contiguous)));
-      result = keep.back();
-      addrs.push_back(reinterpret_cast<uintptr_t>(result.data_ptr()));
-    }
-    const int64_t ndst = static_cast<int64_t>(addrs.size()) - dst0;
-    uint64_t rd = 0;
-    if (g.add) {
-      if (!d0.is_contiguous()) keep.push_back(d0.contiguous());
-      rd = reinterpret_cast<uintptr_t>((d0.is_contiguous() ? d0 : keep.back()).data_ptr());
-    }
-    if (ndst < static_cast<int64_t>(g.dst.size()) || !d0.is_contiguous()) after.emplace_back(&g, result);
-    entries.push_back(make_tied_entry(d0.numel(), cpu::dtype_code(g.src[0].scalar_type()),
-                                      cpu::dtype_code(d0.scalar_type()), g.scale, g.add, src0,
-                                      static_cast<int64_t>(g.src.size()), dst0, ndst, rd));
+    for (int j = 0; j < t.ndst; ++j) addrs.push_back(reinterpret_cast<uintptr_t>(t.dst[j]));
+    entries.push_back(make_tied_entry(lay.numel[k], t.sdt, t.ddt, t.scale, t.add, src0, t.nsrc, dst0, t.ndst,
+                                      reinterpret_cast<uintptr_t>(t.rd)));
   }
-  if (entries.empty()) return;
-  const at::Device device = groups[0].dst[0].device();
-  const c10::cuda::CUDAGuard guard(device);
   const int dev = device.index();
   const int64_t n = static_cast<int64_t>(entries.size());
   const int64_t eb = n * static_cast<int64_t>(sizeof(TiedEntry)), sb = (n + 1) * 8,
@@ -259,12 +235,7 @@ void tied_write(const std::vector<cpu::TiedGroup>& groups) {
                            reinterpret_cast<const uint64_t*>(dp + eb + sb), n, start[n], sms_of(dev, op),
                            current_stream(dev)),
                op);
-  at::AutoDispatchBelowADInplaceOrView below;
-  for (const auto& [g, result] : after) {
-    for (const at::Tensor& d : g->dst) {
-      if (!d.is_contiguous()) d.copy_(result);
-    }
-  }
+  lay.finish();
 }
 
 class CudaWriter final : public cpu::Writer {

@@ -19,7 +19,6 @@ from ..core import codes as K
 from ..core import seeds as _seeds
 from ..spec import checks as _checks
 from ..spec import reference as R
-from ..spec import tied as _tied
 from .dims import coalesce
 
 _INT_OF = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
@@ -142,7 +141,7 @@ def make(writer):
         groups = _checks.tied(out, grads, counts, copies, scales, accumulate)
         for t in out:
             bump(t)
-        getattr(writer, "tied", _tied.write)(groups)
+        writer.tied(groups)
 
     return {"uniform_": uniform_, "normal_": normal_, "trunc_normal_": trunc_normal_, "fill_": fill_,
             "multi_init_": multi_init_, "tied_grad_": tied_grad_}
